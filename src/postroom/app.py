@@ -1,0 +1,214 @@
+"""``Postroom``: the library's front door (DESIGN §11).
+
+``Postroom()`` loads the home folder's settings once; ``send`` composes a message and
+commits it to the outbox before returning its id, so mail accepted here is never lost,
+whatever happens to the caller afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Engine
+
+from postroom.broadcast import BroadcastReport, BroadcastRequest, Broadcasts
+from postroom.errors import ConfigError, MessageError
+from postroom.message import Attachment, ComposePolicy, OutgoingMessage, compose
+from postroom.settings import Configuration, Home, load
+from postroom.store.engine import database_url, is_sqlite, make_engine
+from postroom.store.outbox import Outbox
+from postroom.store.records import Enqueued, NewMessage, NewRecipient
+from postroom.users import Users
+
+Addresses = str | Sequence[str]
+
+
+def _addresses(value: Addresses | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+class Postroom:
+    """Postroom embedded in a host application."""
+
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        config: Configuration | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Load ``home`` (default ``$POSTROOM_HOME`` or ./postroom-home); ``settings``
+        override individual keys like command-line flags do."""
+        self.config = config or load(Home.resolve(home), flags=settings)
+        self._policy = ComposePolicy.from_settings(self.config.settings.mail)
+        self._engine: Engine | None = None
+        self._outbox: Outbox | None = None
+        self._users: Users | None = None
+        self._broadcasts: Broadcasts | None = None
+
+    # -- storage ---------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            url = database_url(self.config)
+            if not self.config.settings.database.url:
+                self.config.home.ensure()
+            engine = make_engine(url)
+            # Imported here: alembic costs ~0.15 s to import, and only start-up needs it.
+            from postroom.store.migrate import is_current, upgrade
+
+            if is_sqlite(engine):
+                upgrade(engine)  # the embedded default keeps its own schema current
+            elif not is_current(engine):
+                engine.dispose()
+                raise ConfigError(
+                    "the database schema is not current",
+                    key="database.url",
+                    fix="run `postroom db upgrade` once after installing or upgrading",
+                )
+            self._engine = engine
+        return self._engine
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            self._outbox = Outbox(self.engine)
+        return self._outbox
+
+    @property
+    def users(self) -> Users:
+        """The directory: ``users.upsert(...)``, ``users.sync(...)``, groups."""
+        if self._users is None:
+            self._users = Users(self.engine)
+        return self._users
+
+    @property
+    def broadcasts(self) -> Broadcasts:
+        """Broadcast jobs: submit, resume, cancel, look at."""
+        if self._broadcasts is None:
+            self._broadcasts = Broadcasts(self.engine, self._policy, self.users)
+        return self._broadcasts
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+            self._outbox = None
+            self._users = None
+            self._broadcasts = None
+
+    def __enter__(self) -> Postroom:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- sending ---------------------------------------------------------------------
+
+    def send(
+        self,
+        *,
+        to: Addresses | None = None,
+        subject: str,
+        text: str,
+        html: str | None = None,
+        cc: Addresses | None = None,
+        bcc: Addresses | None = None,
+        type: str = "message",
+        idempotency_key: str | None = None,
+        attachments: Iterable[Attachment] = (),
+        headers: Mapping[str, str] | None = None,
+        actor_name: str | None = None,
+        reply_to: Addresses | None = None,
+        thread_id: str | None = None,
+        from_: str | None = None,
+        held: bool = False,
+    ) -> int:
+        """Compose one message and commit it to the outbox; return its id."""
+        return self.send_many(
+            [
+                {
+                    "to": to,
+                    "subject": subject,
+                    "text": text,
+                    "html": html,
+                    "cc": cc,
+                    "bcc": bcc,
+                    "type": type,
+                    "idempotency_key": idempotency_key,
+                    "attachments": tuple(attachments),
+                    "headers": headers or {},
+                    "actor_name": actor_name,
+                    "reply_to": reply_to,
+                    "thread_id": thread_id,
+                    "from_": from_,
+                    "held": held,
+                }
+            ]
+        )[0]
+
+    def broadcast(self, subject: str, text: str, **options: Any) -> BroadcastReport:
+        """Admin email: one message per selected user, all committed on return. Options
+        are the fields of :class:`~postroom.broadcast.BroadcastRequest` (``everyone``,
+        ``group_names``, ``user_names``, ``html``, ``cc``, ``bcc``, ``rate``...)."""
+        request = BroadcastRequest(subject=subject, body=text, **options)
+        return self.broadcasts.submit(request)
+
+    def send_many(self, items: Iterable[Mapping[str, Any]]) -> list[int]:
+        """Compose every item (the keyword arguments of :meth:`send`) and commit them
+        all in one transaction; nothing is stored if any item is refused."""
+        return [result.id for result in self.enqueue(items)]
+
+    def enqueue(self, items: Iterable[Mapping[str, Any]]) -> list[Enqueued]:
+        """Like :meth:`send_many`, returning ids, Message-IDs and whether each is new."""
+        prepared = [self._prepare(index, item) for index, item in enumerate(items)]
+        return self.outbox.enqueue(prepared)
+
+    def _prepare(self, index: int, item: Mapping[str, Any]) -> NewMessage:
+        known = {
+            "to", "subject", "text", "html", "cc", "bcc", "type", "idempotency_key",
+            "attachments", "headers", "actor_name", "reply_to", "thread_id", "from_", "held",
+        }  # fmt: skip
+        unknown = set(item) - known
+        if unknown:
+            raise MessageError(
+                f"message {index}: unknown field(s) {', '.join(sorted(unknown))}; "
+                f"use {', '.join(sorted(known))}"
+            )
+        outgoing = OutgoingMessage(
+            to=_addresses(item.get("to")),
+            cc=_addresses(item.get("cc")),
+            bcc=_addresses(item.get("bcc")),
+            subject=item.get("subject", ""),
+            text=item.get("text", ""),
+            html=item.get("html"),
+            attachments=tuple(item.get("attachments", ())),
+            type=item.get("type") or "message",
+            headers=item.get("headers") or {},
+            actor_name=item.get("actor_name"),
+            reply_to=_addresses(item.get("reply_to")),
+            thread_id=item.get("thread_id"),
+            from_=item.get("from_"),
+        )
+        composed = compose(outgoing, self._policy)
+        return NewMessage(
+            message_id=composed.message_id,
+            type=outgoing.type,
+            subject=composed.subject,
+            from_header=composed.from_header,
+            envelope_from=composed.envelope.sender,
+            raw=composed.as_bytes(),
+            recipients=tuple(
+                NewRecipient(address, kind) for address, kind in composed.recipient_kinds
+            ),
+            smtputf8=composed.envelope.smtputf8,
+            idempotency_key=item.get("idempotency_key"),
+            held=bool(item.get("held", False)),
+        )

@@ -1,0 +1,87 @@
+"""The ``postroom`` command: parse, call the library, print."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from postroom.cli import admin as admin_commands
+from postroom.cli import broadcast as broadcast_commands
+from postroom.cli import captured as captured_commands
+from postroom.cli import catch as catch_commands
+from postroom.cli import config as config_commands
+from postroom.cli import db as db_commands
+from postroom.cli import groups as group_commands
+from postroom.cli import outbox as outbox_commands
+from postroom.cli import send as send_commands
+from postroom.cli import test_email
+from postroom.cli import users as user_commands
+from postroom.cli import worker as worker_commands
+from postroom.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CliState, err, parse_flag_settings
+from postroom.errors import (
+    BroadcastError,
+    ConfigError,
+    DirectoryError,
+    MessageError,
+    PostroomError,
+)
+from postroom.settings import Home
+
+app = typer.Typer(
+    name="postroom",
+    help="Postroom: durable mail for server applications.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(config_commands.app, name="config")
+app.add_typer(outbox_commands.app, name="outbox")
+app.add_typer(db_commands.app, name="db")
+app.add_typer(captured_commands.app, name="captured")
+app.add_typer(user_commands.app, name="user")
+app.add_typer(group_commands.app, name="group")
+app.add_typer(admin_commands.app, name="admin")
+app.add_typer(broadcast_commands.app, name="broadcast")
+app.command("send")(send_commands.command)
+app.command("worker")(worker_commands.command)
+app.command("test-email")(test_email.command)
+app.command("serve")(worker_commands.serve_command)
+app.command("catch")(catch_commands.command)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        str | None,
+        typer.Option(
+            "--home",
+            envvar="POSTROOM_HOME",
+            help="Home folder (settings, database, templates). Env: POSTROOM_HOME.",
+            show_default="./postroom-home",
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a setting for this command only (wins over env and file).",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = CliState(home=Home.resolve(home), flags=parse_flag_settings(set_ or []))
+
+
+def main() -> None:
+    """Entry point: one-line errors, exit 2 for bad input, 1 for failed work."""
+    try:
+        app()
+    except (ConfigError, MessageError, DirectoryError, BroadcastError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise SystemExit(EXIT_BAD_INPUT) from None
+    except PostroomError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise SystemExit(EXIT_FAILED) from None

@@ -1,0 +1,69 @@
+"""What every command shares: the loaded configuration, output helpers, exit codes."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from postroom.errors import ConfigError
+from postroom.settings import Configuration, Home, load
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@dataclass
+class CliState:
+    """Options given before the command, kept on the Typer context."""
+
+    home: Home
+    flags: dict[str, str] = field(default_factory=dict)
+    _config: Configuration | None = None
+
+    def config(self) -> Configuration:
+        if self._config is None:
+            self._config = load(self.home, flags=self.flags)
+        return self._config
+
+
+def state(ctx: typer.Context) -> CliState:
+    found = ctx.find_object(CliState)
+    if found is None:  # a command run without the root callback (tests calling it directly)
+        found = CliState(home=Home.resolve())
+        ctx.obj = found
+    return found
+
+
+def parse_flag_settings(items: list[str]) -> dict[str, str]:
+    flags: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(
+                f"--set {item!r} is not KEY=VALUE", fix="write e.g. --set mail.port=587"
+            )
+        flags[key.strip()] = value
+    return flags
+
+
+def print_json(data: Any) -> None:
+    """JSON only on stdout, so scripts can parse it."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]{message}[/yellow]", markup=True, highlight=False)
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)

@@ -1,0 +1,157 @@
+"""Retry decisions, as pure functions: what one attempt means for a message.
+
+Per recipient: 2xx → sent, 4xx or a dropped connection → deferred and retried alone,
+5xx → failed with the server's reply kept. A recipient accepted once is never sent
+again. Deferred recipients back off exponentially with jitter between
+delivery.backoff_min and backoff_max until delivery.max_attempts or max_age, then fail.
+A configuration fault (login, TLS) is not the message's: it goes back to the queue
+without an attempt counted.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+
+from postroom.errors import TransportConfigError, is_temporary
+from postroom.settings.glossary import DeliverySettings
+from postroom.store.records import ClaimedMessage, MessageOutcome, RecipientOutcome
+from postroom.store.schema import DEFERRED, FAILED, QUEUED, SENT
+from postroom.transport.base import Outcome, RecipientResult, SendResult
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    backoff_min: float = 60.0
+    backoff_max: float = 3600.0
+    max_attempts: int = 20
+    max_age: float = 5 * 86400.0
+
+    @classmethod
+    def from_settings(cls, delivery: DeliverySettings) -> RetryPolicy:
+        return cls(
+            backoff_min=delivery.backoff_min,
+            backoff_max=delivery.backoff_max,
+            max_attempts=delivery.max_attempts,
+            max_age=delivery.max_age,
+        )
+
+    def delay(self, attempts_done: int, rng: random.Random) -> float:
+        """Seconds before the next try after ``attempts_done`` tries: doubling from
+        backoff_min, with ±25 % jitter so that a burst does not retry in lockstep,
+        always within [backoff_min, backoff_max]."""
+        base = self.backoff_min * 2.0 ** max(0, attempts_done - 1)
+        jittered = base * rng.uniform(0.75, 1.25)
+        return max(self.backoff_min, min(self.backoff_max, jittered))
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} days"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} hours"
+    return f"{seconds:.0f} seconds"
+
+
+def decide(
+    message: ClaimedMessage,
+    *,
+    result: SendResult | None = None,
+    error: BaseException | None = None,
+    outcome_kind: Outcome = "sent",
+    policy: RetryPolicy,
+    started_at: float,
+    now: float,
+    rng: random.Random,
+) -> MessageOutcome:
+    """The outcome of one attempt, from the transport's result or the error it raised."""
+    if isinstance(error, TransportConfigError):
+        return MessageOutcome(
+            pk=message.pk,
+            status=QUEUED,
+            counted=False,
+            next_attempt_at=now,
+            last_error=str(error),
+            outcome=None,
+            attempt_outcome="paused",
+            detail=json.dumps({"error": str(error), "counted": False}),
+            started_at=started_at,
+            finished_at=now,
+            attempt_number=message.attempts + 1,
+        )
+    replies = _replies(message, result, error)
+    attempts_done = message.attempts + 1
+    age = now - message.queued_at
+    give_up = attempts_done >= policy.max_attempts or age >= policy.max_age
+    outcomes: list[RecipientOutcome] = []
+    for recipient, (code, text, kind) in zip(message.recipients, replies, strict=True):
+        if kind == "accepted":
+            status = SENT
+        elif kind == "temporary" and not give_up:
+            status = DEFERRED
+        else:
+            status = FAILED
+        if kind == "temporary" and give_up:
+            text = (
+                f"gave up after {attempts_done} attempts over {_duration(age)}; last reply: {text}"
+            )
+        outcomes.append(RecipientOutcome(recipient.pk, status, code, text))
+    statuses = {o.status for o in outcomes}
+    if DEFERRED in statuses:
+        status = DEFERRED
+        next_at = now + policy.delay(attempts_done, rng)
+    elif FAILED in statuses or message.failed_before:
+        status, next_at = FAILED, now
+    else:
+        status, next_at = SENT, now
+    problems = [o for o in outcomes if o.status != SENT]
+    last_error = "; ".join(f"{o.code or ''} {o.reply}".strip() for o in problems[:3]) or None
+    partial = status != SENT and any(o.status == SENT for o in outcomes)
+    return MessageOutcome(
+        pk=message.pk,
+        status=status,
+        counted=True,
+        next_attempt_at=next_at,
+        last_error=last_error,
+        outcome=outcome_kind if status == SENT else None,
+        attempt_outcome="partial" if partial else status,
+        detail=json.dumps(
+            {
+                "recipients": [
+                    {"address": r.address, "code": o.code, "reply": o.reply, "status": o.status}
+                    for r, o in zip(message.recipients, outcomes, strict=True)
+                ],
+                **({"error": str(error)} if error is not None else {}),
+            }
+        ),
+        started_at=started_at,
+        finished_at=now,
+        recipients=tuple(outcomes),
+        attempt_number=attempts_done,
+    )
+
+
+def _kind(code: int) -> str:
+    if 200 <= code < 300:
+        return "accepted"
+    return "temporary" if 400 <= code < 500 else "permanent"
+
+
+def _replies(
+    message: ClaimedMessage, result: SendResult | None, error: BaseException | None
+) -> list[tuple[int | None, str, str]]:
+    """(code, text, accepted|temporary|permanent) per pending recipient: the server's
+    reply, or, when the attempt ended in an error, the error's (with no made-up code)."""
+    if result is not None:
+        by_address = {r.recipient.lower(): r for r in result.recipients}
+        missing = RecipientResult("", 451, "the transport gave no reply for this recipient")
+        replies = [by_address.get(r.address.lower(), missing) for r in message.recipients]
+        return [(r.code, r.reply, _kind(r.code)) for r in replies]
+    if error is None:
+        raise ValueError("decide() needs a result or an error")
+    code = getattr(error, "code", None)
+    code = code if isinstance(code, int) else None
+    kind = "temporary" if is_temporary(error) else "permanent"
+    text = str(error) or type(error).__name__
+    return [(code, text, kind) for _ in message.recipients]

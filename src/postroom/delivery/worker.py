@@ -1,0 +1,359 @@
+"""The delivery worker: claims due messages, sends them, records every attempt.
+
+Each of ``concurrency`` threads owns one transport (one SMTP connection that carries
+many messages) and loops: claim a batch under a lease, send, record the results in a
+few transactions, repeat. ``stop()`` (SIGTERM) lets each thread finish the message in
+flight, record it, and give the rest of its batch back to the queue. A worker that is
+killed leaves leases that expire by themselves; another worker then takes the mail.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import DBAPIError
+
+from postroom.delivery.policy import RetryPolicy, decide
+from postroom.delivery.ratelimit import TokenBucket
+from postroom.errors import TransportConfigError, TransportError
+from postroom.message.envelope import Envelope
+from postroom.settings import Configuration
+from postroom.store.outbox import Outbox
+from postroom.store.records import ClaimedMessage, MessageOutcome
+from postroom.transport import SendResult, Transport, build_transport
+
+logger = logging.getLogger("postroom.worker")
+
+RECORD_EVERY = 100  # results kept in memory before a commit: bounds duplicates after a crash
+FIRST_PAUSE = 5.0
+
+
+@dataclass
+class RunStats:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+    paused: int = 0
+    errors: int = 0  # database failures the worker waited out
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, outcomes: list[MessageOutcome]) -> None:
+        with self._lock:
+            for outcome in outcomes:
+                if outcome.status == "sent":
+                    self.sent += 1
+                elif outcome.status == "deferred":
+                    self.deferred += 1
+                elif outcome.status == "failed":
+                    self.failed += 1
+                else:
+                    self.paused += 1
+
+
+class Worker:
+    def __init__(
+        self,
+        config: Configuration,
+        outbox: Outbox,
+        *,
+        concurrency: int | None = None,
+        transport_factory: Callable[[], Transport] | None = None,
+        housekeeping: Callable[[], object] | None = None,
+    ) -> None:
+        """``housekeeping`` runs before delivery starts and then once a poll interval
+        (features hook in here: finishing broadcasts whose fan-out died)."""
+        delivery = config.settings.delivery
+        self.config = config
+        self.outbox = outbox
+        self.concurrency = concurrency or delivery.concurrency
+        self.batch_size = delivery.batch_size
+        self.lease = delivery.lease
+        self.poll_interval = delivery.poll_interval
+        self.policy = RetryPolicy.from_settings(delivery)
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._factory = transport_factory or (lambda: build_transport(config.settings, config.home))
+        self._bucket = TokenBucket(delivery.rate_limit) if delivery.rate_limit else None
+        self._stop = threading.Event()
+        self._pause_lock = threading.Lock()
+        self._paused_until = 0.0
+        self._pause_delay = FIRST_PAUSE
+        self._reported: set[str] = set()
+        self._housekeeping = housekeeping
+        self._housekept_at = float("-inf")
+        self.stats = RunStats()
+
+    # -- control ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish what is in flight, give the rest back, then return from run()."""
+        self._stop.set()
+
+    def run(self, *, once: bool = False) -> RunStats:
+        """Deliver until stopped; with ``once``, until nothing is due, then return."""
+        self._housekeep()
+        threads = [
+            threading.Thread(target=self._loop, args=(index, once), name=f"postroom-send-{index}")
+            for index in range(self.concurrency)
+        ]
+        for thread in threads:
+            thread.start()
+        # Join with a timeout so the main thread stays responsive to signals.
+        while any(t.is_alive() for t in threads):
+            for thread in threads:
+                thread.join(timeout=0.2)
+        return self.stats
+
+    # -- one connection --------------------------------------------------------------
+
+    def _loop(self, index: int, once: bool) -> None:
+        owner = f"{self.name}:{index}"
+        transport: Transport | None = None
+        rng = random.Random()
+        idle_since = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                if self._wait_out_pause(once):
+                    break
+                if index == 0:
+                    self._housekeep()
+                try:
+                    batch = self.outbox.claim(
+                        owner, limit=self.batch_size, lease_seconds=self.lease
+                    )
+                except DBAPIError as exc:
+                    if self._database_trouble(exc, once):
+                        break
+                    continue
+                if not batch:
+                    if once:
+                        break
+                    if transport is not None and time.monotonic() - idle_since > 30:
+                        transport.close()
+                        transport = None
+                    self._stop.wait(self.poll_interval)
+                    continue
+                try:
+                    transport = self._deliver(owner, batch, transport, rng)
+                except DBAPIError as exc:
+                    # Results not recorded go out again when their lease expires: the
+                    # at-least-once window, never a loss.
+                    if self._database_trouble(exc, once):
+                        break
+                idle_since = time.monotonic()
+        except Exception:
+            logger.exception("delivery thread %s stopped by an unexpected error", owner)
+            self.outbox.release(owner)
+            raise
+        finally:
+            if transport is not None:
+                transport.close()
+
+    def _deliver(
+        self,
+        owner: str,
+        batch: list[ClaimedMessage],
+        transport: Transport | None,
+        rng: random.Random,
+    ) -> Transport | None:
+        """Send one claimed batch; return the transport to reuse (None if closed).
+
+        Messages go through ``send_many`` (pipelined over SMTP); results come back in
+        order, so the i-th result belongs to the i-th message handed out. When the
+        connection fails, the message it was on gets the error and the rest of the
+        batch carries on over a fresh connection.
+        """
+        deadline = time.monotonic() + self.lease / 2
+        results = _Results(self, owner)
+        # Every recipient already settled (an earlier attempt was recorded for all of
+        # them but the message's own state was not): just close the books.
+        todo = [m for m in batch if m.recipients]
+        for message in batch:
+            if not message.recipients:
+                now = time.time()
+                results.add(self._decide(message, SendResult(()), None, None, now, rng))
+        try:
+            position, transport = self._send_all(todo, transport, results, deadline, rng)
+            results.flush()
+        except DBAPIError:
+            # The results cannot be recorded: close the connection rather than leave
+            # it to the garbage collector; the messages go out again after the lease.
+            _close(transport)
+            raise
+        if position < len(todo):
+            self.outbox.release(owner, [m.pk for m in todo[position:]])
+        return transport
+
+    def _send_all(
+        self,
+        todo: list[ClaimedMessage],
+        transport: Transport | None,
+        results: _Results,
+        deadline: float,
+        rng: random.Random,
+    ) -> tuple[int, Transport | None]:
+        """Send ``todo`` in order; return how many got a result, and the transport."""
+        position = 0
+        while position < len(todo):
+            sendable = todo[position:]
+            done = 0
+            started = time.time()
+            try:
+                if transport is None:
+                    transport = self._factory()
+                    transport.open()
+                    self._transport_works()
+                for result in transport.send_many(self._items(sendable, deadline)):
+                    results.add(self._decide(sendable[done], result, None, transport, started, rng))
+                    done += 1
+                    started = time.time()
+                position += done
+                if done < len(sendable):  # the items stopped early: stop, pause or deadline
+                    break
+            except DBAPIError:
+                _close(transport)
+                raise
+            except TransportConfigError as exc:
+                position += done
+                self._pause(exc)
+                _close(transport)
+                transport = None
+                break
+            except Exception as exc:
+                # The connection is in doubt (refused, dropped, timed out) or the message
+                # itself is at fault: this message gets the error; the next ones go on
+                # over a fresh connection.
+                failing = sendable[done]
+                if not isinstance(exc, TransportError):
+                    logger.warning("message %s failed: %s", failing.message_id, exc)
+                outcome = self._decide(failing, None, exc, transport, started, rng)
+                position += done + 1
+                _close(transport)
+                transport = None
+                results.add(outcome)
+        return position, transport
+
+    def _items(
+        self, messages: list[ClaimedMessage], deadline: float
+    ) -> Iterator[tuple[Envelope, bytes]]:
+        for message in messages:
+            if self._stop.is_set() or time.monotonic() > deadline or self._is_paused():
+                return
+            if self._bucket is not None and not self._bucket.acquire(self._stop):
+                return
+            recipients = tuple(r.address for r in message.recipients)
+            yield Envelope(message.envelope_from, recipients, message.smtputf8), message.raw
+
+    def _decide(
+        self,
+        message: ClaimedMessage,
+        result: SendResult | None,
+        error: BaseException | None,
+        transport: Transport | None,
+        started: float,
+        rng: random.Random,
+    ) -> MessageOutcome:
+        return decide(
+            message,
+            result=result,
+            error=error,
+            outcome_kind=transport.outcome if transport is not None else "sent",
+            policy=self.policy,
+            started_at=started,
+            now=time.time(),
+            rng=rng,
+        )
+
+    def record(self, owner: str, outcomes: list[MessageOutcome]) -> None:
+        if outcomes:
+            self.outbox.record(owner, outcomes, worker=self.name)
+            self.stats.count(outcomes)
+
+    def _database_trouble(self, exc: DBAPIError, once: bool) -> bool:
+        """Log a database failure and wait a little; True when the loop should end."""
+        with self._pause_lock:
+            self.stats.errors += 1
+        logger.error("database error, delivery waits and retries: %s", exc.orig or exc)
+        if once:
+            return True
+        self._stop.wait(max(1.0, self.poll_interval * 5))
+        return False
+
+    def _housekeep(self) -> None:
+        now = time.monotonic()
+        if self._housekeeping is None or now - self._housekept_at < self.poll_interval:
+            return
+        self._housekept_at = now
+        try:
+            self._housekeeping()
+        except Exception:
+            logger.exception("housekeeping failed; delivery goes on")
+
+    # -- pausing on configuration faults ---------------------------------------------
+
+    def _pause(self, exc: TransportConfigError) -> None:
+        with self._pause_lock:
+            now = time.monotonic()
+            if self._paused_until <= now:
+                self._paused_until = now + self._pause_delay
+                self._pause_delay = min(self._pause_delay * 2, self.policy.backoff_max)
+            key = f"{type(exc).__name__}: {exc}"
+            if key not in self._reported:
+                self._reported.add(key)
+                logger.error(
+                    "mail delivery paused, messages stay queued: %s "
+                    "(check with `postroom test-email`)",
+                    exc,
+                )
+            self.stats.paused += 1
+
+    def _transport_works(self) -> None:
+        with self._pause_lock:
+            if self._reported:
+                logger.warning("mail delivery resumed")
+            self._pause_delay = FIRST_PAUSE
+            self._reported.clear()
+
+    def _is_paused(self) -> bool:
+        return time.monotonic() < self._paused_until
+
+    def _wait_out_pause(self, once: bool) -> bool:
+        """Sleep through a pause; True when the loop should end instead."""
+        remaining = self._paused_until - time.monotonic()
+        if remaining <= 0:
+            return False
+        if once:
+            return True
+        self._stop.wait(remaining)
+        return self._stop.is_set()
+
+
+class _Results:
+    """Outcomes of one batch, committed every RECORD_EVERY messages: a crash can then
+    repeat at most that many messages the server had already accepted."""
+
+    def __init__(self, worker: Worker, owner: str) -> None:
+        self._worker = worker
+        self._owner = owner
+        self._pending: list[MessageOutcome] = []
+
+    def add(self, outcome: MessageOutcome) -> None:
+        self._pending.append(outcome)
+        if len(self._pending) >= RECORD_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        self._worker.record(self._owner, self._pending)
+        self._pending = []
+
+
+def _close(transport: Transport | None) -> None:
+    if transport is not None:
+        transport.close()

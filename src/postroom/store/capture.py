@@ -1,0 +1,208 @@
+"""The mail record's write paths: store captured messages, prune, clear.
+
+:meth:`CaptureStore.insert` commits a whole batch in one transaction and returns the
+new ids in order; the capture server's writer thread calls it with whatever has queued
+up (group commit), recording mode with each batch the worker hands it. Pruning to
+capture.max_messages is one indexed range delete, ``id <= newest - N``, because ids
+only grow (the table is AUTOINCREMENT on SQLite, a sequence on PostgreSQL). On
+PostgreSQL it runs in the insert's transaction; on SQLite, as a commit of its own once
+1 % more than N have come in (at once for N under 100), so the record may hold up to
+1 % more than N for a moment. Reads are in :mod:`postroom.store.capture_queries`.
+
+On SQLite the insert runs on the driver connection directly: the capture server
+commits a few messages at a time, thousands of times a second, and SQLAlchemy's
+per-statement work would be most of its cost (and hold the GIL the SMTP sessions need).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.header import decode_header, make_header
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert
+
+from postroom.store.schema import SOURCE_SMTP, captured
+
+Row = tuple[Any, ...]
+_COLUMNS = tuple(column.name for column in captured.columns if column.name != "id")
+_insert = insert(captured).returning(captured.c.id, sort_by_parameter_order=True)
+_SQLITE_PRUNE = "DELETE FROM captured WHERE id <= ?"
+
+
+@dataclass(frozen=True, slots=True)
+class NewCapture:
+    """A message to keep, with its SMTP envelope and what is known of the session."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    source: str = SOURCE_SMTP  # smtp (postroom catch) or transport (recording mode)
+    peer: str | None = None
+    helo: str | None = None
+    tls: bool = False
+    auth_user: str | None = None
+
+
+class CaptureStore:
+    """SQL of the mail record; the capture server and recording mode only call this."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._kept_from: int | None = None  # the oldest id left by our last prune
+
+    def insert(
+        self,
+        items: Sequence[NewCapture],
+        *,
+        max_messages: int | None = None,
+        now: float | None = None,
+        connection: Connection | None = None,
+    ) -> list[int]:
+        """Commit ``items`` in one transaction; return their ids, in order.
+
+        With ``max_messages``, the oldest messages past that many are deleted (see
+        the module's docstring). ``connection``: one the caller keeps open between calls (the
+        capture server's writer thread) and uses for nothing else meanwhile.
+        """
+        now = time.time() if now is None else now
+        return self.insert_rows(
+            [row_of(item, now) for item in items], max_messages=max_messages, connection=connection
+        )
+
+    def insert_rows(
+        self,
+        rows: Sequence[Row],
+        *,
+        max_messages: int | None = None,
+        connection: Connection | None = None,
+    ) -> list[int]:
+        """:meth:`insert` of rows made beforehand with :func:`row_of`."""
+        if not rows:
+            return []
+        if connection is None:
+            with self.engine.connect() as fresh:
+                return self._insert(fresh, rows, max_messages)
+        return self._insert(connection, rows, max_messages)
+
+    def _insert(
+        self, connection: Connection, rows: Sequence[Row], max_messages: int | None
+    ) -> list[int]:
+        if connection.dialect.name == "sqlite":
+            driver: Any = connection.connection.driver_connection
+            ids = _insert_sqlite(driver, rows)
+            if max_messages is not None and self._prune_due(ids[-1], max_messages):
+                with contextlib.closing(driver.cursor()) as cursor:
+                    cursor.execute(_SQLITE_PRUNE, (ids[-1] - max_messages,))
+            return ids
+        with connection.begin():
+            params = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+            ids = [int(pk) for pk in connection.execute(_insert, params).scalars()]
+            if max_messages is not None:
+                connection.execute(delete(captured).where(captured.c.id <= ids[-1] - max_messages))
+        return ids
+
+    def _prune_due(self, newest: int, max_messages: int) -> bool:
+        """Whether to delete now: at once below 100 messages kept, else once 1 % more
+        have come in (a delete is a commit of its own, with its own fsync)."""
+        if newest <= max_messages:
+            return False
+        slack = max_messages // 100
+        if self._kept_from is not None and newest - self._kept_from < max_messages + slack:
+            return False
+        self._kept_from = newest - max_messages + 1
+        return True
+
+    def clear(self) -> int:
+        """Delete every captured message; return how many there were."""
+        with self.engine.begin() as connection:
+            return int(connection.execute(delete(captured)).rowcount)
+
+
+def _insert_sqlite(driver: Any, rows: Sequence[Row]) -> list[int]:
+    """The whole batch as one INSERT statement on the sqlite3 connection, which
+    :func:`~postroom.store.engine.make_engine` puts in autocommit mode: one statement
+    is one transaction, committed (and fsynced) when it returns. One statement, not a
+    BEGIN ... COMMIT sequence, because each releases and retakes the GIL that the
+    SMTP sessions run on."""
+    cursor = driver.cursor()
+    try:
+        cursor.execute(_sqlite_insert(len(rows)), [value for row in rows for value in row])
+        # One statement holds the write lock from first row to last: consecutive ids.
+        last = int(cursor.lastrowid)
+    finally:
+        cursor.close()
+    return list(range(last - len(rows) + 1, last + 1))
+
+
+@functools.cache
+def _sqlite_insert(count: int) -> str:
+    """INSERT of ``count`` rows; only column names from the schema and placeholders."""
+    values = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+    head = f"INSERT INTO captured ({', '.join(_COLUMNS)}) VALUES "  # noqa: S608 - no values
+    return head + ", ".join([values] * count)
+
+
+def row_of(item: NewCapture, now: float) -> Row:
+    """The row ``item`` is stored as: the values of ``_COLUMNS``, in that order (checked
+    below, at import). The capture server makes it on its event loop, so that the
+    writer thread holds the GIL as briefly as it can."""
+    subject, from_header, to_header = header_summary(item.raw)
+    return (
+        now,
+        item.source,
+        item.mail_from,
+        json.dumps(list(item.rcpt_tos), ensure_ascii=False),
+        subject,
+        from_header,
+        to_header,
+        len(item.raw),
+        item.raw,
+        item.peer,
+        item.helo,
+        item.tls,
+        item.auth_user,
+    )
+
+
+_ROW_ORDER = (
+    "received_at", "source", "mail_from", "rcpt_tos", "subject", "from_header", "to_header",
+    "size", "raw", "peer", "helo", "tls", "auth_user",
+)  # fmt: skip
+if _COLUMNS != _ROW_ORDER:  # pragma: no cover - a schema change must update row_of
+    raise RuntimeError(f"captured's columns {_COLUMNS} are not the ones row_of builds")
+
+_HEADER = {
+    name: re.compile(rb"^" + name + rb":[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+    for name in (b"subject", b"from", b"to")
+}
+_END_OF_HEADERS = re.compile(rb"\r?\n\r?\n")
+
+
+def header_summary(raw: bytes) -> tuple[str, str, str]:
+    """Subject, From and To of a raw message, decoded, for listings.
+
+    Reads only the header block, with one regular expression per header rather than
+    the email package's parser: this runs for every message the capture server keeps.
+    """
+    end = _END_OF_HEADERS.search(raw)
+    block = raw if end is None else raw[: end.start()]
+    found = []
+    for pattern in _HEADER.values():
+        match = pattern.search(block)
+        found.append(_decode(match.group(1)) if match else "")
+    return found[0], found[1], found[2]
+
+
+def _decode(value: bytes) -> str:
+    text = value.decode("utf-8", "replace")
+    if "=?" in text:
+        with contextlib.suppress(LookupError, ValueError, UnicodeError):  # left as it is
+            text = str(make_header(decode_header(text)))
+    return " ".join(text.split())

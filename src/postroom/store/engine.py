@@ -1,0 +1,67 @@
+"""Database engines: SQLite (embedded default) and PostgreSQL, set up for durability.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (a commit survives power loss) and a
+busy timeout; write transactions start with ``BEGIN IMMEDIATE`` so two writers queue
+for the lock instead of failing halfway with "database is locked".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+
+from postroom.settings import Configuration, Home, Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def database_url(config: Configuration) -> str:
+    """database.url, or the SQLite file in the home folder."""
+    return url_for(config.settings, config.home)
+
+
+def url_for(settings: Settings, home: Home) -> str:
+    """database.url, or the SQLite file in ``home``."""
+    return settings.database.url or f"sqlite:///{home.database_file}"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=8,
+        )
+        _tune_sqlite(engine)
+        return engine
+    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Driver-level autocommit: SQLAlchemy's begin event below issues BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get("postroom_write", True)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def reading(connection: Connection) -> Connection:
+    """Mark a connection as read-only so SQLite does not take the write lock."""
+    return connection.execution_options(postroom_write=False)

@@ -1,0 +1,478 @@
+"""The outbox's write paths: enqueue, claim under a lease, record attempts, admin actions.
+
+Every method runs in its own transaction and commits before it returns, so a message
+accepted by :meth:`Outbox.enqueue` is on disk when the call returns.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    union_all,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from postroom.store.engine import is_sqlite
+from postroom.store.records import (
+    ClaimedMessage,
+    ClaimedRecipient,
+    Enqueued,
+    MessageOutcome,
+    NewMessage,
+)
+from postroom.store.schema import (
+    DEFERRED,
+    FAILED,
+    HELD,
+    QUEUED,
+    SENDING,
+    SENT,
+    attempts,
+    messages,
+    recipients,
+)
+
+PENDING_RECIPIENT = (QUEUED, DEFERRED)
+
+_insert_plain = insert(messages)
+_insert_recipients = insert(recipients)
+_update_recipient = (
+    update(recipients)
+    .where(recipients.c.id == bindparam("r_pk"))
+    .values(
+        status=bindparam("r_status"),
+        code=bindparam("r_code"),
+        reply=bindparam("r_reply"),
+        attempts=recipients.c.attempts + bindparam("r_counted"),
+        updated_at=bindparam("r_now"),
+    )
+)
+_update_message = (
+    update(messages)
+    .where(and_(messages.c.id == bindparam("m_pk"), messages.c.lease_owner == bindparam("m_owner")))
+    .values(
+        status=bindparam("m_status"),
+        attempts=messages.c.attempts + bindparam("m_counted"),
+        next_attempt_at=bindparam("m_next"),
+        last_error=bindparam("m_error"),
+        outcome=bindparam("m_outcome"),
+        updated_at=bindparam("m_now"),
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+)
+
+
+class Outbox:
+    """SQL of the outbox; the worker orchestrates, this module only reads and writes."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._skip_locked = not is_sqlite(engine)
+
+    # -- enqueue ---------------------------------------------------------------------
+
+    def enqueue(self, items: Sequence[NewMessage], *, now: float | None = None) -> list[Enqueued]:
+        """Commit ``items`` in one transaction and return their ids, in order.
+
+        An item whose idempotency key is already known returns the earlier message
+        instead of creating a second one (also within ``items``).
+        """
+        now = time.time() if now is None else now
+        try:
+            return self._enqueue_once(items, now)
+        except IntegrityError:
+            # Another process committed the same idempotency key between our check and
+            # our insert: run again, and the check now finds it.
+            return self._enqueue_once(items, now)
+
+    def _enqueue_once(self, items: Sequence[NewMessage], now: float) -> list[Enqueued]:
+        with self.engine.begin() as connection:
+            known = self._known_keys(connection, [i.idempotency_key for i in items])
+            # Items to insert, and for each item where its answer comes from: a known
+            # key, or the position of its row among the new ones.
+            new_items: list[NewMessage] = []
+            answer: list[tuple[int, str] | int] = []
+            first_of_key: dict[str, int] = {}
+            for item in items:
+                key = item.idempotency_key
+                if key is not None and key in known:
+                    answer.append(known[key])
+                elif key is not None and key in first_of_key:
+                    answer.append(first_of_key[key])
+                else:
+                    if key is not None:
+                        first_of_key[key] = len(new_items)
+                    answer.append(len(new_items))
+                    new_items.append(item)
+            pks = self.insert(connection, new_items, now=now)
+        results: list[Enqueued] = []
+        for index, item in enumerate(items):
+            where = answer[index]
+            if isinstance(where, tuple):
+                results.append(Enqueued(where[0], where[1], created=False))
+            else:
+                row_item = new_items[where]
+                created = row_item is item
+                results.append(Enqueued(pks[where], row_item.message_id, created=created))
+        return results
+
+    @staticmethod
+    def insert(
+        connection: Connection,
+        items: Sequence[NewMessage],
+        *,
+        now: float,
+        due: Sequence[float] | None = None,
+    ) -> list[int]:
+        """Insert ``items`` in the caller's transaction (no idempotency check) and return
+        their ids in order; ``due[i]`` is when item i may first be sent (default: now).
+
+        For features that commit messages together with rows of their own (a broadcast
+        links each message to its recipient in the same transaction).
+        """
+        rows = [_message_row(item, now) for item in items]
+        if due is not None:
+            for row, at in zip(rows, due, strict=True):
+                row["next_attempt_at"] = at
+                row["queued_at"] = max(at, now)  # delivery.max_age counts from when it is due
+        if not rows:
+            return []
+        # A plain executemany, then the ids by Message-ID (unique): on SQLite a third
+        # faster than INSERT ... RETURNING in parameter order, which goes row by row.
+        connection.execute(_insert_plain, rows)
+        wanted = [item.message_id for item in items]
+        found: dict[str, int] = {}
+        for chunk in _chunks(wanted):
+            found.update(
+                (row[0], row[1])
+                for row in connection.execute(
+                    select(messages.c.message_id, messages.c.id).where(
+                        messages.c.message_id.in_(chunk)
+                    )
+                )
+            )
+        pks = [found[message_id] for message_id in wanted]
+        _insert_recipient_rows(connection, items, pks, now)
+        return pks
+
+    @staticmethod
+    def _known_keys(connection: Connection, keys: list[str | None]) -> dict[str, tuple[int, str]]:
+        wanted = [k for k in keys if k is not None]
+        if not wanted:
+            return {}
+        rows = connection.execute(
+            select(messages.c.idempotency_key, messages.c.id, messages.c.message_id).where(
+                messages.c.idempotency_key.in_(wanted)
+            )
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    # -- claim and record ------------------------------------------------------------
+
+    def claim(
+        self, owner: str, *, limit: int, lease_seconds: float, now: float | None = None
+    ) -> list[ClaimedMessage]:
+        """Lease up to ``limit`` due messages to ``owner`` and return them with the
+        recipients still to deliver. Expired leases of dead workers count as due."""
+        now = time.time() if now is None else now
+        due = self._due(now, limit)
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                update(messages)
+                .where(messages.c.id.in_(due.scalar_subquery()))
+                .values(
+                    status=SENDING,
+                    lease_owner=owner,
+                    lease_expires_at=now + lease_seconds,
+                    updated_at=now,
+                )
+                .returning(
+                    messages.c.id,
+                    messages.c.message_id,
+                    messages.c.envelope_from,
+                    messages.c.smtputf8,
+                    messages.c.raw,
+                    messages.c.attempts,
+                    messages.c.queued_at,
+                )
+            ).all()
+            if not rows:
+                return []
+            pending: dict[int, list[ClaimedRecipient]] = defaultdict(list)
+            failed_before: dict[int, int] = defaultdict(int)
+            for pk, message_pk, address, status in connection.execute(
+                select(
+                    recipients.c.id,
+                    recipients.c.message_pk,
+                    recipients.c.address,
+                    recipients.c.status,
+                )
+                .where(recipients.c.message_pk.in_([row[0] for row in rows]))
+                .order_by(recipients.c.id)
+            ):
+                if status in PENDING_RECIPIENT:
+                    pending[message_pk].append(ClaimedRecipient(pk, address))
+                elif status == FAILED:
+                    failed_before[message_pk] += 1
+        claimed = [
+            ClaimedMessage(
+                pk=row[0],
+                message_id=row[1],
+                envelope_from=row[2],
+                smtputf8=bool(row[3]),
+                raw=bytes(row[4]),
+                attempts=row[5],
+                queued_at=row[6],
+                recipients=tuple(pending[row[0]]),
+                failed_before=failed_before[row[0]],
+            )
+            for row in rows
+        ]
+        claimed.sort(key=lambda m: m.pk)
+        return claimed
+
+    def _due(self, now: float, limit: int) -> Select[tuple[int]]:
+        """Ids of the ``limit`` messages due first.
+
+        PostgreSQL: one query with SKIP LOCKED, so concurrent workers never wait for or
+        take each other's rows. SQLite (one writer at a time anyway): one index-ordered
+        branch per state, so a claim reads ~``limit`` rows instead of sorting every
+        due row of a large queue (5 ms → 2.7 ms at 20k queued, 27 ms → 2.9 ms at 200k).
+        """
+        if self._skip_locked:
+            return (
+                select(messages.c.id)
+                .where(
+                    or_(
+                        and_(
+                            messages.c.status.in_((QUEUED, DEFERRED)),
+                            messages.c.next_attempt_at <= now,
+                        ),
+                        and_(messages.c.status == SENDING, messages.c.lease_expires_at < now),
+                    )
+                )
+                .order_by(messages.c.next_attempt_at, messages.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        branches = [
+            select(messages.c.id, messages.c.next_attempt_at)
+            .where(messages.c.status == status, messages.c.next_attempt_at <= now)
+            .order_by(messages.c.next_attempt_at, messages.c.id)
+            .limit(limit)
+            .subquery()
+            for status in (QUEUED, DEFERRED)
+        ]
+        branches.append(
+            select(messages.c.id, messages.c.next_attempt_at)
+            .where(messages.c.status == SENDING, messages.c.lease_expires_at < now)
+            .limit(limit)
+            .subquery()
+        )
+        candidates = union_all(*(select(branch) for branch in branches)).subquery()
+        return (
+            select(candidates.c.id)
+            .order_by(candidates.c.next_attempt_at, candidates.c.id)
+            .limit(limit)
+        )
+
+    def record(self, owner: str, outcomes: Iterable[MessageOutcome], *, worker: str) -> int:
+        """Store the results of one batch in one transaction; returns messages updated.
+
+        A message whose lease ``owner`` no longer holds (it expired and another worker
+        took it) is left alone: that worker's result wins.
+        """
+        outcomes = list(outcomes)
+        if not outcomes:
+            return 0
+        now = time.time()
+        with self.engine.begin() as connection:
+            updated = connection.execute(
+                _update_message,
+                [
+                    {
+                        "m_pk": o.pk,
+                        "m_owner": owner,
+                        "m_status": o.status,
+                        "m_counted": 1 if o.counted else 0,
+                        "m_next": o.next_attempt_at,
+                        "m_error": o.last_error,
+                        "m_outcome": o.outcome,
+                        "m_now": now,
+                    }
+                    for o in outcomes
+                ],
+            ).rowcount
+            recipient_rows = [
+                {
+                    "r_pk": r.pk,
+                    "r_status": r.status,
+                    "r_code": r.code,
+                    "r_reply": r.reply,
+                    "r_counted": 1 if o.counted else 0,
+                    "r_now": now,
+                }
+                for o in outcomes
+                for r in o.recipients
+            ]
+            if recipient_rows:
+                connection.execute(_update_recipient, recipient_rows)
+            attempt_rows = [
+                {
+                    "message_pk": o.pk,
+                    "number": o.attempt_number,
+                    "worker": worker,
+                    "started_at": o.started_at,
+                    "finished_at": o.finished_at,
+                    "outcome": o.attempt_outcome,
+                    "detail": o.detail,
+                }
+                for o in outcomes
+            ]
+            connection.execute(insert(attempts), attempt_rows)
+        return int(updated)
+
+    def release(self, owner: str, pks: Iterable[int] | None = None) -> int:
+        """Give leased messages back to the queue without counting an attempt."""
+        condition: ColumnElement[bool] = and_(
+            messages.c.lease_owner == owner, messages.c.status == SENDING
+        )
+        if pks is not None:
+            condition = and_(condition, messages.c.id.in_(list(pks)))
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(messages)
+                .where(condition)
+                .values(
+                    status=QUEUED, lease_owner=None, lease_expires_at=None, updated_at=time.time()
+                )
+            )
+        return int(result.rowcount)
+
+    # -- admin actions ---------------------------------------------------------------
+
+    def retry(self, pks: Iterable[int] | None = None, *, statuses: Sequence[str] = ()) -> int:
+        """Make messages due now; failed recipients get another chance, sent ones never."""
+        now = time.time()
+        condition: ColumnElement[bool] = messages.c.status.in_(
+            statuses or (DEFERRED, FAILED, QUEUED)
+        )
+        if pks is not None:
+            condition = and_(condition, messages.c.id.in_(list(pks)))
+        with self.engine.begin() as connection:
+            chosen = [row[0] for row in connection.execute(select(messages.c.id).where(condition))]
+            if not chosen:
+                return 0
+            for chunk in _chunks(chosen):
+                connection.execute(
+                    update(recipients)
+                    .where(recipients.c.message_pk.in_(chunk), recipients.c.status == FAILED)
+                    .values(status=QUEUED, updated_at=now)
+                )
+                connection.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(chunk))
+                    .values(
+                        status=QUEUED,
+                        next_attempt_at=now,
+                        queued_at=now,
+                        attempts=0,
+                        updated_at=now,
+                    )
+                )
+        return len(chosen)
+
+    def hold(self, pk: int) -> bool:
+        return self._move(pk, (QUEUED, DEFERRED, FAILED), HELD)
+
+    def release_held(self, pk: int) -> bool:
+        return self._move(pk, (HELD,), QUEUED)
+
+    def _move(self, pk: int, from_states: Sequence[str], to_state: str) -> bool:
+        now = time.time()
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                update(messages)
+                .where(messages.c.id == pk, messages.c.status.in_(from_states))
+                .values(status=to_state, next_attempt_at=now, updated_at=now)
+            )
+        return bool(result.rowcount)
+
+    def purge(self, *, older_than: float, statuses: Sequence[str] = (SENT,)) -> int:
+        """Delete finished messages last changed before ``older_than`` (epoch seconds)."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                delete(messages).where(
+                    messages.c.status.in_(statuses), messages.c.updated_at < older_than
+                )
+            )
+        return int(result.rowcount)
+
+
+def _insert_recipient_rows(
+    connection: Connection, items: Sequence[NewMessage], pks: Sequence[int], now: float
+) -> None:
+    recipient_rows = [
+        {
+            "message_pk": pk,
+            "address": r.address,
+            "kind": r.kind,
+            "status": QUEUED,
+            "code": None,
+            "reply": None,
+            "attempts": 0,
+            "updated_at": now,
+        }
+        for pk, item in zip(pks, items, strict=True)
+        for r in item.recipients
+    ]
+    if recipient_rows:
+        connection.execute(_insert_recipients, recipient_rows)
+
+
+T = TypeVar("T")
+
+
+def _chunks(items: list[T], size: int = 500) -> Iterable[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _message_row(item: NewMessage, now: float) -> dict[str, object]:
+    return {
+        "message_id": item.message_id,
+        "idempotency_key": item.idempotency_key,
+        "status": HELD if item.held else QUEUED,
+        "outcome": None,
+        "type": item.type,
+        "subject": item.subject,
+        "from_header": item.from_header,
+        "envelope_from": item.envelope_from,
+        "smtputf8": item.smtputf8,
+        "size": len(item.raw),
+        "raw": item.raw,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+        "queued_at": now,
+        "next_attempt_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "last_error": None,
+    }

@@ -1,0 +1,207 @@
+"""One SMTP connection's lines: write commands, read replies, keep a transcript.
+
+Socket failures become transport errors here and nowhere else: a timeout is a
+:class:`TransportTimeout` naming the step, a closed or reset connection a
+:class:`ServerDisconnected`, an answer that is not SMTP an :class:`SMTPProtocolError`.
+Any of them closes the connection, whose state is then unknown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+import ssl
+from collections.abc import Callable, Sequence
+
+from postroom.errors import (
+    ServerDisconnected,
+    SMTPProtocolError,
+    TransportError,
+    TransportTimeout,
+)
+from postroom.transport.smtp_protocol import Reply, parse_reply_line, redact, with_fix
+
+#: Receives each line of the conversation: ("C", line) sent, ("S", line) received.
+Transcript = Callable[[str, str], None]
+
+
+class SMTPConnection:
+    """A connected socket (plain or TLS) and the bytes read from it but not yet used."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        where: str,
+        timeout: float,
+        implicit_tls: bool = False,
+        transcript: Transcript | None = None,
+    ) -> None:
+        self.sock: socket.socket | None = sock
+        self.where = where
+        self.timeout = timeout
+        self.implicit_tls = implicit_tls
+        self.transcript = transcript
+        self._buf = b""
+        self._pos = 0
+        #: True once the end of a message's data was written: from then on the server
+        #: may have taken the message, so a failure must not lead to a blind resend.
+        self.end_of_data_sent = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.sock is not None
+
+    def require_socket(self) -> socket.socket:
+        if self.sock is None:
+            raise ServerDisconnected(f"the connection to {self.where} is closed")
+        return self.sock
+
+    def replace_socket(self, sock: socket.socket) -> None:
+        """Carry on over ``sock`` (the TLS layer after STARTTLS). Whatever was read before
+        is dropped: nothing the server sent before the handshake may be trusted."""
+        self.sock = sock
+        self._buf, self._pos = b"", 0
+
+    def peer_is_loopback(self) -> bool:
+        try:
+            address = str(self.require_socket().getpeername()[0]).split("%")[0]
+            return ipaddress.ip_address(address).is_loopback
+        except (OSError, ValueError, TransportError):
+            return False
+
+    # -- writing ----------------------------------------------------------------------
+
+    def command(self, line: str, step: str, *, secret: bool = False) -> Reply:
+        """Send one command line and read its reply. ``secret`` masks it in the transcript
+        (answers to AUTH challenges); AUTH commands are always masked."""
+        if self.transcript is not None:
+            self.transcript("C", redact(line, in_auth=secret))
+        self.write((line + "\r\n").encode("utf-8"), step)
+        return self.read_reply(step)
+
+    def write(self, data: bytes, step: str, *, lines: Sequence[bytes] = ()) -> None:
+        """Write ``data`` at once; ``lines`` are what the transcript shows of it."""
+        if self.transcript is not None:
+            for line in lines:
+                self.transcript("C", line.decode("utf-8", "replace").rstrip("\r\n"))
+        try:
+            self.require_socket().sendall(data)
+        except OSError as exc:
+            raise self._io_error(exc, step) from None
+
+    def write_data(self, payload: bytes, tail: bytes, *, more: bytes = b"") -> None:
+        """Write an encoded message, its end (``tail``), then ``more`` (the next pipelined
+        commands), in as few system calls and copies as the socket allows."""
+        if self.transcript is not None:
+            self.transcript("C", f"<message data: {len(payload)} bytes>")
+            self.transcript("C", ".")
+            for line in more.splitlines():
+                self.transcript("C", line.decode("utf-8", "replace"))
+        sock = self.require_socket()
+        self.end_of_data_sent = True
+        try:
+            if isinstance(sock, ssl.SSLSocket) or len(payload) < 65536:
+                sock.sendall(payload + tail + more)
+                return
+            parts = [memoryview(payload), memoryview(tail + more)]
+            while parts:
+                sent = sock.sendmsg(parts)
+                while parts and sent >= len(parts[0]):
+                    sent -= len(parts.pop(0))
+                if parts:
+                    parts[0] = parts[0][sent:]
+        except OSError as exc:
+            raise self._io_error(exc, "data") from None
+
+    # -- reading ----------------------------------------------------------------------
+
+    def read_reply(self, step: str) -> Reply:
+        """The next complete (possibly multi-line) reply."""
+        lines: list[str] = []
+        while True:
+            end = self._buf.find(b"\n", self._pos)
+            if end < 0:
+                self._fill(step)
+                continue
+            raw = self._buf[self._pos : end].rstrip(b"\r")
+            self._pos = end + 1
+            if self.transcript is not None:
+                self.transcript("S", raw.decode("utf-8", "replace"))
+            try:
+                code, last, text = parse_reply_line(raw)
+            except ValueError:
+                raise self._not_smtp(raw, step) from None
+            lines.append(text)
+            if last:
+                return Reply(code, tuple(lines))
+
+    def _fill(self, step: str) -> None:
+        sock = self.require_socket()
+        try:
+            chunk = sock.recv(65536)
+        except OSError as exc:
+            raise self._io_error(exc, step) from None
+        if not chunk:
+            self.close()
+            raise ServerDisconnected(f"{self.where} closed the connection during {step}")
+        if self._pos >= len(self._buf):
+            self._buf, self._pos = chunk, 0
+        else:
+            self._buf, self._pos = self._buf[self._pos :] + chunk, 0
+
+    def still_open(self) -> bool:
+        """Whether the connection can carry another message: the server has neither
+        closed it nor said anything unasked (like a 421 before hanging up). A connection
+        that cannot is closed. Costs one non-blocking read."""
+        sock = self.sock
+        if sock is None:
+            return False
+        if self._pos >= len(self._buf):
+            try:
+                sock.setblocking(False)
+                try:
+                    chunk = sock.recv(4096)
+                finally:
+                    sock.settimeout(self.timeout)
+            except (ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                chunk = b""
+            if chunk and self.transcript is not None:
+                self.transcript("S", chunk.decode("utf-8", "replace").rstrip("\r\n"))
+        self.close()
+        return False
+
+    def close(self) -> None:
+        """Close the socket without a word. Never raises."""
+        sock, self.sock = self.sock, None
+        self._buf, self._pos = b"", 0
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    # -- failures ---------------------------------------------------------------------
+
+    def _io_error(self, exc: OSError, step: str) -> TransportError:
+        self.close()
+        if isinstance(exc, TimeoutError):
+            fix = "the server is slow or stuck; raise mail.timeout if it is just slow"
+            if step == "greeting" and not self.implicit_tls:
+                fix = (
+                    "a firewall or proxy may hold the connection, or mail.port is wrong; "
+                    "if the port expects implicit TLS (like 465), set mail.security=ssl"
+                )
+            message = f"{self.where} did not answer {step} within {self.timeout:g}s; {fix}"
+            return with_fix(TransportTimeout(message, step=step), fix)
+        reason = exc.strerror or exc.__class__.__name__
+        return ServerDisconnected(f"connection to {self.where} lost during {step} ({reason})")
+
+    def _not_smtp(self, raw: bytes, step: str) -> SMTPProtocolError:
+        self.close()
+        fix = "check mail.port and mail.security: the server does not speak SMTP there"
+        if step == "greeting" and not self.implicit_tls:
+            fix = "if the port expects implicit TLS (like 465), set mail.security=ssl"
+        message = f"{self.where} answered {raw[:60]!r} to {step}, which is not SMTP; {fix}"
+        return with_fix(SMTPProtocolError(message), fix)
