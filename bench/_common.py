@@ -249,7 +249,31 @@ def tools_venv(log: Callable[[str], None], *, fresh: bool = False) -> Path:
 
 
 def rss_kib(pid: int) -> int | None:
-    """Resident set size of ``pid`` in KiB, or None once it is gone."""
+    """Resident set size of ``pid`` and its child processes in KiB (the worker with
+    ``--processes`` forks them), or None once ``pid`` is gone."""
+    own = _own_rss_kib(pid)
+    if own is None:
+        return None
+    return own + sum(_own_rss_kib(child) or 0 for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as children:
+                found += [int(child) for child in children.read().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _own_rss_kib(pid: int) -> int | None:
+    """Resident set size of ``pid`` alone in KiB, or None once it is gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:

@@ -13,7 +13,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-COLOURS = {1: "#9ecae1", 2: "#4292c6", 4: "#08519c"}
+COLOURS = {
+    "--concurrency 1": "#9ecae1",
+    "--concurrency 2": "#4292c6",
+    "--concurrency 4": "#08519c",
+    "--processes 2 --concurrency 1": "#74c476",
+    "--processes 2 --concurrency 2": "#238b45",
+}
 
 
 def _series(run: dict) -> tuple[list[float], list[int]]:
@@ -31,13 +37,12 @@ def delivery_chart(results: dict, path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2), dpi=110, width_ratios=(3, 2))
     for ax, zoomed in zip(axes, (False, True), strict=True):
         for run in results["postroom_runs"]:
-            best = run["concurrency"] == results["best_concurrency"]
+            best = run["setup"] == results["best_setup"]
             ax.plot(
                 *_series(run),
-                color=COLOURS.get(run["concurrency"], "#2171b5"),
+                color=COLOURS.get(run["setup"], "#2171b5"),
                 linewidth=2.4 if best else 1.4,
-                label=f"postroom worker --concurrency {run['concurrency']}: "
-                f"{run['rate']:,.0f} msg/s",
+                label=f"postroom worker {run['setup']}: {run['rate']:,.0f} msg/s",
             )
         if django:
             ax.plot(
@@ -102,8 +107,7 @@ def memory_chart(results: dict, path: str) -> None:
     other.set_ylim(0, big["messages"] * 1.05)
     other.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.set_title(
-        f"postroom worker draining {big['messages']:,} queued messages "
-        f"({big['concurrency']} connection(s))"
+        f"postroom worker draining {big['messages']:,} queued messages (worker {big['setup']})"
     )
     lines = ax.get_legend_handles_labels()
     more = other.get_legend_handles_labels()

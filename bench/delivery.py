@@ -9,10 +9,11 @@ Everything goes to one Postfix ``smtp-sink`` on 127.0.0.1 started for the run. S
 
 1. enqueue N messages one at a time (``Postroom.send``, each call timed), then N in
    batches of 1,000 (``Postroom.send_many``);
-2. for each concurrency (1, 2, 4): ``smtp-source -s 4 -d -m N`` (the C client: the
-   machine's limit), then ``python -m postroom worker --once --concurrency C`` on a copy
-   of the queue, timed from process start to exit while a thread counts sent messages
-   in the SQLite file (read-only, every 100 ms) and samples the worker's RSS;
+2. for each set-up (one process with 1, 2 or 4 connections; two processes with 1 or 2
+   each): ``smtp-source -s 4 -d -m N`` (the C client: the machine's limit), then
+   ``python -m postroom worker --once [--processes P] --concurrency C`` on a copy of the
+   queue, timed from process start to exit while a thread counts sent messages in the
+   SQLite file (read-only, every 100 ms) and samples the RSS of the worker processes;
 3. django-post-office in a throwaway virtualenv: ``mail.send`` / ``mail.send_many``, then
    ``send_queued_mail`` to the same sink, timed and sampled the same way;
 4. CPU instructions per delivered message under ``valgrind --tool=callgrind``;
@@ -72,7 +73,8 @@ from postroom import Postroom
 
 PYTHON = sys.executable
 BATCH = 1000
-CONCURRENCIES = (1, 2, 4)
+#: (worker processes, connections per process) of each delivery run.
+SETUPS = ((1, 1), (1, 2), (1, 4), (2, 1), (2, 2))
 SENT_SQL = "SELECT count(*) FROM messages WHERE status = 'sent'"
 DJANGO_SENT_SQL = "SELECT count(*) FROM post_office_email WHERE status = 0"
 
@@ -85,6 +87,12 @@ TARGETS = {
     "batched_rate": 20_000.0,
     "memory_growth": 0.10,  # RSS growth from 10 % drained to the end, as a fraction
 }
+
+
+def setup_label(processes: int, concurrency: int) -> str:
+    """The worker flags of a set-up, as in the tables and the chart."""
+    flags = f"--concurrency {concurrency}"
+    return f"--processes {processes} {flags}" if processes > 1 else flags
 
 
 def message(index: int) -> dict[str, Any]:
@@ -280,31 +288,35 @@ class Bench:
             "samples": [vars(s) for s in sampler.samples],
         }
 
-    def worker_command(self, concurrency: int) -> list[str]:
-        return [PYTHON, "-m", "postroom", "worker", "--once", "--concurrency", str(concurrency)]
+    def worker_command(self, processes: int, concurrency: int) -> list[str]:
+        command = [PYTHON, "-m", "postroom", "worker", "--once", "--concurrency", str(concurrency)]
+        return command + (["--processes", str(processes)] if processes > 1 else [])
 
     def deliver(self) -> None:
         total = self.args.messages
         sources: list[dict[str, float]] = []
         runs: list[dict[str, Any]] = []
         for round_number in range(1, self.args.rounds + 1):
-            for concurrency in CONCURRENCIES:
+            for processes, concurrency in SETUPS:
+                setup = setup_label(processes, concurrency)
                 task = self.task(f"smtp-source -s 4 -d -m {total}", None)
                 source = self.smtp_source(total)
                 sources.append(source)
                 self.done(task, f"{source['rate']:,.0f} msg/s")
-                home = self.home(f"deliver-{round_number}-c{concurrency}")
+                home = self.home(f"deliver-{round_number}-p{processes}-c{concurrency}")
                 self.copy_queue(self.home("batched"), home)
                 run = self.sampled_run(
-                    self.worker_command(concurrency),
+                    self.worker_command(processes, concurrency),
                     db=home / "postroom.db",
                     count_sql=SENT_SQL,
                     total=total,
                     env=self.worker_env(home),
-                    log_name=f"worker-r{round_number}-c{concurrency}.log",
-                    description=f"postroom worker --once --concurrency {concurrency}",
+                    log_name=f"worker-r{round_number}-p{processes}-c{concurrency}.log",
+                    description=f"postroom worker --once {setup}",
                 )
                 run.update(
+                    setup=setup,
+                    processes=processes,
                     concurrency=concurrency,
                     round=round_number,
                     smtp_source_rate=source["rate"],
@@ -321,29 +333,29 @@ class Bench:
             "median_rate": median_source,
             "best_rate": best_source,
         }
-        # One curve per concurrency for the chart: the best round of each.
-        per_concurrency = {
-            c: max((r for r in runs if r["concurrency"] == c), key=lambda r: r["rate"])
-            for c in CONCURRENCIES
+        # One curve per set-up for the chart: the best round of each.
+        per_setup = {
+            label: max((r for r in runs if r["setup"] == label), key=lambda r: r["rate"])
+            for label in (setup_label(p, c) for p, c in SETUPS)
         }
-        self.results["postroom_runs"] = list(per_concurrency.values())
+        self.results["postroom_runs"] = list(per_setup.values())
         self.results["postroom_all_runs"] = [
             {k: v for k, v in r.items() if k != "samples"} for r in runs
         ]
+        self.results["best_setup"] = best["setup"]
+        self.results["best_processes"] = best["processes"]
         self.results["best_concurrency"] = best["concurrency"]
         batched = self.results["enqueue"]["batched"]["rate"]
         self.results["best"] = {
             "end_to_end_rate": total / (total / batched + best["seconds"]),
             "rate": best["rate"],
             "steady_rate": best["steady_rate"],
-            "concurrency": best["concurrency"],
+            "setup": best["setup"],
             # Best against best: the C client's fastest run is the machine's limit.
             "ratio_to_smtp_source": best["rate"] / best_source,
             "ratio_to_median_smtp_source": best["rate"] / median_source,
             "median_adjacent_ratio": statistics.median(
-                r["ratio_to_adjacent_smtp_source"]
-                for r in runs
-                if r["concurrency"] == best["concurrency"]
+                r["ratio_to_adjacent_smtp_source"] for r in runs if r["setup"] == best["setup"]
             ),
         }
 
@@ -440,7 +452,7 @@ class Bench:
             self.progress.advance(task)
             return callgrind_total(proc.stderr)
 
-        worker = self.worker_command(1)
+        worker = self.worker_command(1, 1)
         base = instructions(worker, self.worker_env(empty), "worker-empty")
         loaded = instructions(worker, self.worker_env(full), "worker-full")
         with contextlib.closing(sqlite3.connect(full / "postroom.db")) as db:
@@ -467,11 +479,12 @@ class Bench:
 
     def big(self) -> None:
         total = self.args.big
+        processes = self.results.get("best_processes", 1)
         concurrency = self.results.get("best_concurrency", 2)
         home = self.home("big")
         seconds = self.enqueue_batched(home, total, f"enqueue {total:,} for the memory run")
         run = self.sampled_run(
-            self.worker_command(concurrency),
+            self.worker_command(processes, concurrency),
             db=home / "postroom.db",
             count_sql=SENT_SQL,
             total=total,
@@ -489,6 +502,7 @@ class Bench:
         late = [s["rss_kib"] for s in samples if s["delivered"] >= 0.1 * total]
         run.update(
             messages=total,
+            setup=setup_label(processes, concurrency),
             concurrency=concurrency,
             enqueue_seconds=seconds,
             rss_at_10pct_kib=early,
@@ -592,8 +606,9 @@ class Bench:
                 f"slowest {min(s['rate'] for s in source['runs']):,.0f}",
             ),
         )
-        for concurrency in CONCURRENCIES:
-            runs = [x for x in r["postroom_all_runs"] if x["concurrency"] == concurrency]
+        for processes, concurrency in SETUPS:
+            setup = setup_label(processes, concurrency)
+            runs = [x for x in r["postroom_all_runs"] if x["setup"] == setup]
             best = max(runs, key=lambda x: x["rate"])
             rates = ", ".join(f"{x['rate']:,.0f}" for x in runs)
             pairs = ", ".join(f"{x['ratio_to_adjacent_smtp_source']:.2f}" for x in runs)
@@ -601,7 +616,7 @@ class Bench:
             rss = max(x["peak_rss_kib"] for x in runs) / 1024
             rows.append(
                 (
-                    f"postroom worker --concurrency {concurrency}",
+                    f"postroom worker {setup}",
                     f"{best['rate']:,.0f} msg/s",
                     f"best of {rates}; {steady}vs the smtp-source run just before each: "
                     f"{pairs}×; peak RSS {rss:.0f} MiB",

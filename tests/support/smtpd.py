@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ class Received:
     content: bytes
     mail_options: list[str]
     peer: Any
+    received_at: float = field(default_factory=time.time)
 
 
 @dataclass

@@ -9,6 +9,7 @@ killed leaves leases that expire by themselves; another worker then takes the ma
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -22,11 +23,12 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import DBAPIError
 
 from postroom.delivery.policy import RetryPolicy, decide
-from postroom.delivery.ratelimit import TokenBucket
+from postroom.delivery.ratelimit import SharedPace
 from postroom.errors import TransportConfigError, TransportError
 from postroom.message.envelope import Envelope
 from postroom.settings import Configuration
 from postroom.store.outbox import Outbox
+from postroom.store.pacing import give_back_slots, reserve_slots
 from postroom.store.records import ClaimedMessage, MessageOutcome
 from postroom.transport import SendResult, Transport, build_transport
 
@@ -34,6 +36,8 @@ logger = logging.getLogger("postroom.worker")
 
 RECORD_EVERY = 100  # results kept in memory before a commit: bounds duplicates after a crash
 FIRST_PAUSE = 5.0
+#: The row of the rate_limits table that delivery.rate_limit is kept in.
+RATE_LIMIT_NAME = "delivery"
 
 
 @dataclass
@@ -80,7 +84,7 @@ class Worker:
         self.policy = RetryPolicy.from_settings(delivery)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._factory = transport_factory or (lambda: build_transport(config.settings, config.home))
-        self._bucket = TokenBucket(delivery.rate_limit) if delivery.rate_limit else None
+        self._rate = delivery.rate_limit
         self._stop = threading.Event()
         self._pause_lock = threading.Lock()
         self._paused_until = 0.0
@@ -118,6 +122,7 @@ class Worker:
         transport: Transport | None = None
         rng = random.Random()
         idle_since = time.monotonic()
+        pace = self._new_pace()
         try:
             while not self._stop.is_set():
                 if self._wait_out_pause(once):
@@ -141,7 +146,7 @@ class Worker:
                     self._stop.wait(self.poll_interval)
                     continue
                 try:
-                    transport = self._deliver(owner, batch, transport, rng)
+                    transport = self._deliver(owner, batch, transport, rng, pace)
                 except DBAPIError as exc:
                     # Results not recorded go out again when their lease expires: the
                     # at-least-once window, never a loss.
@@ -155,6 +160,24 @@ class Worker:
         finally:
             if transport is not None:
                 transport.close()
+            if pace is not None:
+                with contextlib.suppress(DBAPIError):
+                    pace.close()
+
+    def _new_pace(self) -> SharedPace | None:
+        """This thread's share of delivery.rate_limit, reserved through the database."""
+        if self._rate is None:
+            return None
+        engine = self.outbox.engine
+        return SharedPace(
+            self._rate,
+            reserve=lambda count, interval, now: reserve_slots(
+                engine, RATE_LIMIT_NAME, count=count, interval=interval, now=now
+            ),
+            give_back=lambda end, count, interval: give_back_slots(
+                engine, RATE_LIMIT_NAME, end=end, count=count, interval=interval
+            ),
+        )
 
     def _deliver(
         self,
@@ -162,6 +185,7 @@ class Worker:
         batch: list[ClaimedMessage],
         transport: Transport | None,
         rng: random.Random,
+        pace: SharedPace | None = None,
     ) -> Transport | None:
         """Send one claimed batch; return the transport to reuse (None if closed).
 
@@ -180,7 +204,7 @@ class Worker:
                 now = time.time()
                 results.add(self._decide(message, SendResult(()), None, None, now, rng))
         try:
-            position, transport = self._send_all(todo, transport, results, deadline, rng)
+            position, transport = self._send_all(todo, transport, results, deadline, rng, pace)
             results.flush()
         except DBAPIError:
             # The results cannot be recorded: close the connection rather than leave
@@ -198,6 +222,7 @@ class Worker:
         results: _Results,
         deadline: float,
         rng: random.Random,
+        pace: SharedPace | None,
     ) -> tuple[int, Transport | None]:
         """Send ``todo`` in order; return how many got a result, and the transport."""
         position = 0
@@ -210,7 +235,7 @@ class Worker:
                     transport = self._factory()
                     transport.open()
                     self._transport_works()
-                for result in transport.send_many(self._items(sendable, deadline)):
+                for result in transport.send_many(self._items(sendable, deadline, pace)):
                     results.add(self._decide(sendable[done], result, None, transport, started, rng))
                     done += 1
                     started = time.time()
@@ -241,12 +266,12 @@ class Worker:
         return position, transport
 
     def _items(
-        self, messages: list[ClaimedMessage], deadline: float
+        self, messages: list[ClaimedMessage], deadline: float, pace: SharedPace | None
     ) -> Iterator[tuple[Envelope, bytes]]:
         for message in messages:
             if self._stop.is_set() or time.monotonic() > deadline or self._is_paused():
                 return
-            if self._bucket is not None and not self._bucket.acquire(self._stop):
+            if pace is not None and not pace.acquire(self._stop):
                 return
             recipients = tuple(r.address for r in message.recipients)
             yield Envelope(message.envelope_from, recipients, message.smtputf8), message.raw

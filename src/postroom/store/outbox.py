@@ -14,7 +14,9 @@ from typing import TypeVar
 from sqlalchemy import (
     Connection,
     Engine,
+    Float,
     Select,
+    String,
     and_,
     bindparam,
     delete,
@@ -25,8 +27,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from postroom.store.bulk import BulkStatement
 from postroom.store.engine import is_sqlite
 from postroom.store.records import (
     ClaimedMessage,
@@ -51,7 +55,7 @@ PENDING_RECIPIENT = (QUEUED, DEFERRED)
 
 _insert_plain = insert(messages)
 _insert_recipients = insert(recipients)
-_update_recipient = (
+_update_recipient = BulkStatement(
     update(recipients)
     .where(recipients.c.id == bindparam("r_pk"))
     .values(
@@ -62,7 +66,7 @@ _update_recipient = (
         updated_at=bindparam("r_now"),
     )
 )
-_update_message = (
+_update_message = BulkStatement(
     update(messages)
     .where(and_(messages.c.id == bindparam("m_pk"), messages.c.lease_owner == bindparam("m_owner")))
     .values(
@@ -76,6 +80,17 @@ _update_message = (
         lease_expires_at=None,
     )
 )
+_insert_attempt = BulkStatement(
+    insert(attempts).values(
+        message_pk=bindparam("a_message"),
+        number=bindparam("a_number"),
+        worker=bindparam("a_worker"),
+        started_at=bindparam("a_started"),
+        finished_at=bindparam("a_finished"),
+        outcome=bindparam("a_outcome"),
+        detail=bindparam("a_detail"),
+    )
+)
 
 
 class Outbox:
@@ -84,6 +99,7 @@ class Outbox:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._skip_locked = not is_sqlite(engine)
+        self._claims: dict[int, Update] = {}
 
     # -- enqueue ---------------------------------------------------------------------
 
@@ -191,26 +207,12 @@ class Outbox:
         """Lease up to ``limit`` due messages to ``owner`` and return them with the
         recipients still to deliver. Expired leases of dead workers count as due."""
         now = time.time() if now is None else now
-        due = self._due(now, limit)
+        statement = self._claims.get(limit)
+        if statement is None:
+            statement = self._claims[limit] = self._claim_statement(limit)
         with self.engine.begin() as connection:
             rows = connection.execute(
-                update(messages)
-                .where(messages.c.id.in_(due.scalar_subquery()))
-                .values(
-                    status=SENDING,
-                    lease_owner=owner,
-                    lease_expires_at=now + lease_seconds,
-                    updated_at=now,
-                )
-                .returning(
-                    messages.c.id,
-                    messages.c.message_id,
-                    messages.c.envelope_from,
-                    messages.c.smtputf8,
-                    messages.c.raw,
-                    messages.c.attempts,
-                    messages.c.queued_at,
-                )
+                statement, {"c_now": now, "c_owner": owner, "c_until": now + lease_seconds}
             ).all()
             if not rows:
                 return []
@@ -247,7 +249,31 @@ class Outbox:
         claimed.sort(key=lambda m: m.pk)
         return claimed
 
-    def _due(self, now: float, limit: int) -> Select[tuple[int]]:
+    def _claim_statement(self, limit: int) -> Update:
+        """The claim for ``limit`` messages, built once: a worker claims many times a
+        second, and building the statement cost as much as running it."""
+        now = bindparam("c_now", type_=Float)
+        return (
+            update(messages)
+            .where(messages.c.id.in_(self._due(now, limit).scalar_subquery()))
+            .values(
+                status=SENDING,
+                lease_owner=bindparam("c_owner", type_=String),
+                lease_expires_at=bindparam("c_until", type_=Float),
+                updated_at=now,
+            )
+            .returning(
+                messages.c.id,
+                messages.c.message_id,
+                messages.c.envelope_from,
+                messages.c.smtputf8,
+                messages.c.raw,
+                messages.c.attempts,
+                messages.c.queued_at,
+            )
+        )
+
+    def _due(self, now: BindParameter[float], limit: int) -> Select[tuple[int]]:
         """Ids of the ``limit`` messages due first.
 
         PostgreSQL: one query with SKIP LOCKED, so concurrent workers never wait for or
@@ -303,8 +329,8 @@ class Outbox:
             return 0
         now = time.time()
         with self.engine.begin() as connection:
-            updated = connection.execute(
-                _update_message,
+            updated = _update_message.execute(
+                connection,
                 [
                     {
                         "m_pk": o.pk,
@@ -318,7 +344,7 @@ class Outbox:
                     }
                     for o in outcomes
                 ],
-            ).rowcount
+            )
             recipient_rows = [
                 {
                     "r_pk": r.pk,
@@ -331,22 +357,21 @@ class Outbox:
                 for o in outcomes
                 for r in o.recipients
             ]
-            if recipient_rows:
-                connection.execute(_update_recipient, recipient_rows)
+            _update_recipient.execute(connection, recipient_rows)
             attempt_rows = [
                 {
-                    "message_pk": o.pk,
-                    "number": o.attempt_number,
-                    "worker": worker,
-                    "started_at": o.started_at,
-                    "finished_at": o.finished_at,
-                    "outcome": o.attempt_outcome,
-                    "detail": o.detail,
+                    "a_message": o.pk,
+                    "a_number": o.attempt_number,
+                    "a_worker": worker,
+                    "a_started": o.started_at,
+                    "a_finished": o.finished_at,
+                    "a_outcome": o.attempt_outcome,
+                    "a_detail": o.detail,
                 }
                 for o in outcomes
             ]
-            connection.execute(insert(attempts), attempt_rows)
-        return int(updated)
+            _insert_attempt.execute(connection, attempt_rows)
+        return updated
 
     def release(self, owner: str, pks: Iterable[int] | None = None) -> int:
         """Give leased messages back to the queue without counting an attempt."""

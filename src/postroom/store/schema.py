@@ -125,4 +125,13 @@ captured = Table(
     sqlite_autoincrement=True,  # ids are never reused after pruning or clearing
 )
 
-__all__ = ["attempts", "captured", "messages", "metadata", "recipients"]
+# The shared send rate (delivery.rate_limit): one row per limit, holding the time of
+# the next free sending slot; every worker on every machine reserves slots from it.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_free_at", Float, nullable=False),
+)
+
+__all__ = ["attempts", "captured", "messages", "metadata", "rate_limits", "recipients"]

@@ -1,0 +1,73 @@
+"""`postroom worker --processes N`: several worker processes over one outbox."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.support.cli import run_postroom
+from tests.support.smtpd import SMTPServer
+
+from postroom import Postroom
+
+
+def _settings(server: SMTPServer) -> dict[str, str]:
+    return {**server.settings_flags(), "mail.enabled": "true", "delivery.batch_size": "5"}
+
+
+def _flags(settings: dict[str, str]) -> list[str]:
+    return [f"--set={key}={value}" for key, value in settings.items()]
+
+
+def _queue(home: Path, settings: dict[str, str], count: int) -> None:
+    with Postroom(home, settings=settings) as postroom:
+        postroom.send_many(
+            [{"to": f"u{i}@example.org", "subject": f"n{i}", "text": "t"} for i in range(count)]
+        )
+
+
+def test_processes_deliver_each_message_once(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    settings = _settings(smtp_server)
+    _queue(tmp_path, settings, 60)
+    run = run_postroom(tmp_path, *_flags(settings), "worker", "--once", "--processes", "2")
+    assert run.code == 0, run.stderr
+    assert run.stderr.count("postroom worker ") == 2  # each process says where it sends
+    received = Counter(m.rcpt_tos[0] for m in smtp_server.messages)
+    assert len(received) == 60
+    assert set(received.values()) == {1}
+    listed = run_postroom(
+        tmp_path, *_flags(settings), "outbox", "list", "--status", "sent", "--limit", "100"
+    )
+    assert listed.stdout.count("@example.org") == 60
+
+
+def test_sigterm_stops_every_process_and_leaves_no_lease(
+    tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    settings = _settings(smtp_server)
+    _queue(tmp_path, settings, 10)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
+    env["POSTROOM_HOME"] = str(tmp_path)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "postroom", *_flags(settings), "worker", "--processes", "2"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while len(smtp_server.messages) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(smtp_server.messages) == 10
+    time.sleep(0.5)  # let both children reach their idle loop
+    parent.send_signal(signal.SIGTERM)
+    _, stderr = parent.communicate(timeout=30)
+    assert parent.returncode == 0, stderr
+    assert stderr.count("SIGTERM: finishing messages in flight") == 2
+    assert stderr.count("delivered ") == 2  # each child's closing summary
+    listed = run_postroom(tmp_path, *_flags(settings), "outbox", "list", "--status", "sending")
+    assert "@example.org" not in listed.stdout
