@@ -53,8 +53,40 @@ from postroom.store.schema import (
 
 PENDING_RECIPIENT = (QUEUED, DEFERRED)
 
-_insert_plain = insert(messages)
-_insert_recipients = insert(recipients)
+_MESSAGE_COLUMNS = (
+    "message_id",
+    "idempotency_key",
+    "status",
+    "outcome",
+    "type",
+    "subject",
+    "from_header",
+    "envelope_from",
+    "smtputf8",
+    "size",
+    "raw",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "queued_at",
+    "next_attempt_at",
+    "lease_owner",
+    "lease_expires_at",
+    "last_error",
+)
+_insert_plain = BulkStatement.insert(messages, _MESSAGE_COLUMNS)
+_insert_returning_id = insert(messages).returning(messages.c.id)
+_RECIPIENT_COLUMNS = (
+    "message_pk",
+    "address",
+    "kind",
+    "status",
+    "code",
+    "reply",
+    "attempts",
+    "updated_at",
+)
+_insert_recipients = BulkStatement.insert(recipients, _RECIPIENT_COLUMNS)
 _update_recipient = BulkStatement(
     update(recipients)
     .where(recipients.c.id == bindparam("r_pk"))
@@ -169,9 +201,13 @@ class Outbox:
                 row["queued_at"] = max(at, now)  # delivery.max_age counts from when it is due
         if not rows:
             return []
+        if len(rows) == 1:  # one message (the common `send`): one statement, not two
+            pks = [int(connection.execute(_insert_returning_id, rows[0]).scalar_one())]
+            _insert_recipient_rows(connection, items, pks, now)
+            return pks
         # A plain executemany, then the ids by Message-ID (unique): on SQLite a third
         # faster than INSERT ... RETURNING in parameter order, which goes row by row.
-        connection.execute(_insert_plain, rows)
+        _insert_plain.execute(connection, rows)
         wanted = [item.message_id for item in items]
         found: dict[str, int] = {}
         for chunk in _chunks(wanted):
@@ -467,8 +503,7 @@ def _insert_recipient_rows(
         for pk, item in zip(pks, items, strict=True)
         for r in item.recipients
     ]
-    if recipient_rows:
-        connection.execute(_insert_recipients, recipient_rows)
+    _insert_recipients.execute(connection, recipient_rows)
 
 
 T = TypeVar("T")
