@@ -90,7 +90,7 @@ def memory_chart(results: dict, path: str) -> None:
         [s["rss_kib"] / 1024 for s in samples],
         color="#08519c",
         linewidth=2,
-        label="worker RSS (MiB)",
+        label="RSS of the worker processes (MiB)",
     )
     ax.set_ylim(0, max(s["rss_kib"] for s in samples) / 1024 * 1.3)
     ax.set_xlabel("seconds since the worker started")
@@ -106,9 +106,7 @@ def memory_chart(results: dict, path: str) -> None:
     other.set_ylabel("messages still queued")
     other.set_ylim(0, big["messages"] * 1.05)
     other.yaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
-    ax.set_title(
-        f"postroom worker draining {big['messages']:,} queued messages (worker {big['setup']})"
-    )
+    ax.set_title(f"postroom worker draining {big['messages']:,} queued messages ({big['setup']})")
     lines = ax.get_legend_handles_labels()
     more = other.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower left", fontsize=9)

@@ -73,6 +73,7 @@ from postroom import Postroom
 
 PYTHON = sys.executable
 BATCH = 1000
+BATCHED_RUNS = 3
 #: (worker processes, connections per process) of each delivery run.
 SETUPS = ((1, 1), (1, 2), (1, 4), (2, 1), (2, 2))
 SENT_SQL = "SELECT count(*) FROM messages WHERE status = 'sent'"
@@ -207,11 +208,19 @@ class Bench:
             "max_ms": latencies[-1] / 1e6,
         }
         self.done(task, f"median {single['median_ms']:.2f} ms, p99 {single['p99_ms']:.2f} ms")
-        seconds = self.enqueue_batched(
-            self.home("batched"), total, f"enqueue in batches of {BATCH:,} (send_many)"
-        )
+        # Three batched runs into fresh outboxes (one sample moves by a third on this
+        # machine); the first outbox is the queue the delivery runs copy.
+        runs = []
+        for attempt in range(BATCHED_RUNS):
+            home = self.home("batched" if attempt == 0 else f"batched-{attempt}")
+            runs.append(
+                self.enqueue_batched(home, total, f"enqueue in batches of {BATCH:,} (send_many)")
+            )
+            if attempt:
+                shutil.rmtree(home)
         with contextlib.closing(sqlite3.connect(self.home("batched") / "postroom.db")) as db:
             size = db.execute("SELECT avg(size) FROM messages").fetchone()[0]
+        seconds = min(runs)
         self.results["enqueue"] = {
             "single": single,
             "batched": {
@@ -219,6 +228,7 @@ class Bench:
                 "batch": BATCH,
                 "seconds": seconds,
                 "rate": total / seconds,
+                "rates": [total / s for s in runs],
             },
             "message_bytes": round(size),
         }
@@ -670,6 +680,7 @@ class Bench:
             (
                 f"postroom enqueue, send_many of {batched['batch']:,}",
                 f"{batched['rate']:,.0f} msg/s",
+                f"best of {', '.join(f'{x:,.0f}' for x in batched['rates'])}; "
                 f"{r['enqueue']['message_bytes']} bytes/message",
             ),
         )
