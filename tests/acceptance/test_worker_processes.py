@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.cli import run_postroom
@@ -71,3 +72,48 @@ def test_sigterm_stops_every_process_and_leaves_no_lease(
     assert stderr.count("delivered ") == 2  # each child's closing summary
     listed = run_postroom(tmp_path, *_flags(settings), "outbox", "list", "--status", "sending")
     assert "@example.org" not in listed.stdout
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        return [int(child) for child in children.read().split()]
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_a_killed_process_is_started_again(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    settings = _settings(smtp_server)
+    log = tmp_path / "worker.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
+    env["POSTROOM_HOME"] = str(tmp_path)
+    with open(log, "w") as stderr:
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "postroom", *_flags(settings), "worker", "--processes", "2"],
+            env=env,
+            stderr=stderr,
+        )
+    try:
+        _wait_until(lambda: log.read_text().count("postroom worker ") == 2)
+        first, second = _children(parent.pid)
+        os.kill(first, signal.SIGKILL)
+        _wait_until(lambda: "starting another in 1s" in log.read_text())
+        _wait_until(lambda: log.read_text().count("postroom worker ") == 3)
+        assert f"worker process {first} ended by itself (killed by SIGKILL)" in log.read_text()
+        replacement = next(pid for pid in _children(parent.pid) if pid != second)
+        assert replacement != first
+        os.kill(second, signal.SIGKILL)  # the replacement alone must deliver now
+        _queue(tmp_path, settings, 5)
+        _wait_until(lambda: len(smtp_server.messages) == 5)
+        # Ended again soon after it started: the next start waits twice as long (a
+        # crash loop backs off), and a SIGTERM meanwhile still stops everything.
+        os.kill(replacement, signal.SIGKILL)
+        _wait_until(lambda: "starting another in 2s" in log.read_text())
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(timeout=30)
+    assert parent.returncode == 0, log.read_text()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import signal
 import sys
 from types import FrameType
@@ -15,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from postroom.app import Postroom
 from postroom.cli.common import EXIT_FAILED, err, state
+from postroom.cli.worker_processes import WorkerProcesses
 from postroom.delivery.worker import Worker
 from postroom.errors import PostroomError
 from postroom.settings import Configuration
@@ -84,59 +83,15 @@ def run_worker(config: Configuration, *, once: bool, concurrency: int | None) ->
         return EXIT_FAILED if once and (stats.failed or stats.paused or stats.errors) else 0
 
 
-def run_processes(
-    config: Configuration, *, once: bool, concurrency: int | None, processes: int
-) -> int:
-    """Run ``processes`` workers side by side and wait for them all.
-
-    Threads of one process share one interpreter lock, so past a few thousand messages
-    a second the way up is more processes; they share the outbox, its leases and
-    delivery.rate_limit through the database, as workers on other machines do. A
-    SIGTERM or SIGINT here is passed on to each; the exit code is the worst of theirs.
-    """
-    # fork: each child starts from the settings already read and checked here (flags
-    # included), with no database connection or thread open yet.
-    context = multiprocessing.get_context("fork")
-    children = [
-        context.Process(
-            target=_worker_process,
-            args=(config, once, concurrency),
-            name=f"postroom-worker-{index}",
-        )
-        for index in range(processes)
-    ]
-    for child in children:
-        child.start()
-
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        for child in children:
-            if child.pid is not None and child.is_alive():
-                os.kill(child.pid, signal.SIGTERM)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+def worker_in_child(config: Configuration, once: bool, concurrency: int | None) -> int:
+    """One of ``--processes``: the worker, with errors reported as the CLI would."""
     try:
-        for child in children:
-            child.join()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    codes = [child.exitcode if child.exitcode is not None else 1 for child in children]
-    return max(code if code >= 0 else EXIT_FAILED for code in codes)
-
-
-def _worker_process(config: Configuration, once: bool, concurrency: int | None) -> None:
-    code = EXIT_FAILED
-    try:
-        code = run_worker(config, once=once, concurrency=concurrency)
+        return run_worker(config, once=once, concurrency=concurrency)
     except PostroomError as exc:
         err.print(f"error: {exc}", markup=False)
     except Exception:
         logging.getLogger("postroom").exception("worker process stopped by an unexpected error")
-    finally:
-        # Skip the atexit handlers inherited from the parent; flush what was printed.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    return EXIT_FAILED
 
 
 def command(
@@ -166,7 +121,10 @@ def command(
     if processes == 1:
         raise typer.Exit(run_worker(config, once=once, concurrency=concurrency))
     config.check()
-    raise typer.Exit(run_processes(config, once=once, concurrency=concurrency, processes=processes))
+    supervisor = WorkerProcesses(
+        config, worker_in_child, once=once, concurrency=concurrency, processes=processes
+    )
+    raise typer.Exit(supervisor.run())
 
 
 def serve_command(ctx: typer.Context) -> None:
