@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from tests.support.pg import postroom_on
 from tests.support.smtpd import SMTPServer
 
 from postroom import Postroom
+from postroom.delivery.worker import Worker
 from postroom.store.pacing import give_back_slots, reserve_slots
 
 
@@ -84,3 +87,20 @@ def test_two_worker_processes_keep_to_one_rate(tmp_path: Path, smtp_server: SMTP
     # 20 messages at 20/s, shared: at least 19 intervals of 50 ms between the first and
     # the last, whichever worker sent them. (Two separate limits would allow a burst.)
     assert times[-1] - times[0] >= 0.9
+
+
+def test_a_paced_message_is_not_held_half_sent(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """With pipelining a message's data goes out with the next message's commands; at
+    1/s that would hold each message a second with its data unsent (and the last two
+    would arrive together). Each must arrive in its own slot instead."""
+    flags = {"mail.enabled": "true", **smtp_server.settings_flags(), "delivery.rate_limit": "1/s"}
+    with Postroom(tmp_path, settings=flags) as postroom:
+        postroom.send_many(
+            [{"to": f"u{i}@example.org", "subject": "s", "text": "t"} for i in range(3)]
+        )
+        started = time.time()
+        stats = Worker(postroom.config, postroom.outbox, concurrency=1).run(once=True)
+    assert stats.sent == 3
+    times = [m.received_at for m in smtp_server.messages]
+    assert times[0] - started < 0.9  # the first slot is now, not when the second comes
+    assert min(later - earlier for earlier, later in itertools.pairwise(times)) >= 0.6

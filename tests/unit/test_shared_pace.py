@@ -124,3 +124,15 @@ def test_a_stopped_thread_takes_no_slot() -> None:
     assert pace.acquire(stop)
     stop.set()
     assert not pace.acquire(stop)
+
+
+def test_wait_time_tells_without_taking_the_slot() -> None:
+    clock, row = Clock(), Row()
+    pace = pace_for("2/s", row, clock)
+    stop = Stop(clock)
+    assert pace.wait_time() == 0
+    assert pace.acquire(stop)
+    assert pace.wait_time() == pytest.approx(0.5)
+    assert pace.wait_time() == pytest.approx(0.5)  # asking twice takes nothing
+    assert pace.acquire(stop)
+    assert stop.waits == [0.5]

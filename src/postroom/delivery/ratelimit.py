@@ -50,18 +50,22 @@ class SharedPace:
         """Wait for this thread's next slot (True), or until ``stop`` is set (False)."""
         if stop.is_set():
             return False
+        delay = self.wait_time()
+        if delay > 0 and stop.wait(delay):
+            return False
+        self._next += self.interval
+        self._left -= 1
+        return True
+
+    def wait_time(self) -> float:
+        """Seconds until this thread's next slot (reserving slots if it has none left)."""
         now = self._clock()
         if self._left and now - self._next > STALE_AFTER:
             self._left = 0
         if not self._left:
             self._next, self._end = self._reserve(self.block, self.interval, now)
             self._left = self.block
-        delay = self._next - now
-        if delay > 0 and stop.wait(delay):
-            return False
-        self._next += self.interval
-        self._left -= 1
-        return True
+        return max(0.0, self._next - now)
 
     def close(self) -> None:
         """Give unused slots back, so other workers need not wait through them."""

@@ -36,6 +36,9 @@ logger = logging.getLogger("postroom.worker")
 
 RECORD_EVERY = 100  # results kept in memory before a commit: bounds duplicates after a crash
 FIRST_PAUSE = 5.0
+#: A message whose data is held back until the next one's commands (pipelining) is
+#: sent on its own instead when the rate limit would hold it longer than this.
+LONGEST_PIPELINE_WAIT = 0.5
 #: The row of the rate_limits table that delivery.rate_limit is kept in.
 RATE_LIMIT_NAME = "delivery"
 
@@ -230,18 +233,19 @@ class Worker:
             sendable = todo[position:]
             done = 0
             started = time.time()
+            feed = _Feed()
             try:
                 if transport is None:
                     transport = self._factory()
                     transport.open()
                     self._transport_works()
-                for result in transport.send_many(self._items(sendable, deadline, pace)):
+                for result in transport.send_many(self._items(sendable, deadline, pace, feed)):
                     results.add(self._decide(sendable[done], result, None, transport, started, rng))
                     done += 1
                     started = time.time()
                 position += done
-                if done < len(sendable):  # the items stopped early: stop, pause or deadline
-                    break
+                if done < len(sendable) and not feed.waits_for_slot:
+                    break  # the items stopped early: stop, pause or deadline
             except DBAPIError:
                 _close(transport)
                 raise
@@ -266,13 +270,24 @@ class Worker:
         return position, transport
 
     def _items(
-        self, messages: list[ClaimedMessage], deadline: float, pace: SharedPace | None
+        self,
+        messages: list[ClaimedMessage],
+        deadline: float,
+        pace: SharedPace | None,
+        feed: _Feed,
     ) -> Iterator[tuple[Envelope, bytes]]:
-        for message in messages:
+        for index, message in enumerate(messages):
             if self._stop.is_set() or time.monotonic() > deadline or self._is_paused():
                 return
-            if pace is not None and not pace.acquire(self._stop):
-                return
+            if pace is not None:
+                # The message before this one waits with its data unsent until this
+                # one goes (pipelining): for a long wait, end here so that it goes
+                # now, and start again with nothing half-sent.
+                if index and pace.wait_time() > LONGEST_PIPELINE_WAIT:
+                    feed.waits_for_slot = True
+                    return
+                if not pace.acquire(self._stop):
+                    return
             recipients = tuple(r.address for r in message.recipients)
             yield Envelope(message.envelope_from, recipients, message.smtputf8), message.raw
 
@@ -358,6 +373,13 @@ class Worker:
             return True
         self._stop.wait(remaining)
         return self._stop.is_set()
+
+
+@dataclass
+class _Feed:
+    """Why the messages handed to one ``send_many`` stopped early."""
+
+    waits_for_slot: bool = False  # for the rate limit's next slot: carry on after it
 
 
 class _Results:
