@@ -8,11 +8,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.cli import run_postroom
 from tests.support.smtpd import SMTPServer
+from tests.support.waiting import wait_until
 
 from postroom import Postroom
 
@@ -79,13 +79,6 @@ def _children(pid: int) -> list[int]:
         return [int(child) for child in children.read().split()]
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-
-
 def test_a_killed_process_is_started_again(tmp_path: Path, smtp_server: SMTPServer) -> None:
     settings = _settings(smtp_server)
     log = tmp_path / "worker.log"
@@ -98,21 +91,21 @@ def test_a_killed_process_is_started_again(tmp_path: Path, smtp_server: SMTPServ
             stderr=stderr,
         )
     try:
-        _wait_until(lambda: log.read_text().count("postroom worker ") == 2)
+        wait_until(lambda: log.read_text().count("postroom worker ") == 2)
         first, second = _children(parent.pid)
         os.kill(first, signal.SIGKILL)
-        _wait_until(lambda: "starting another in 1s" in log.read_text())
-        _wait_until(lambda: log.read_text().count("postroom worker ") == 3)
+        wait_until(lambda: "starting another in 1s" in log.read_text())
+        wait_until(lambda: log.read_text().count("postroom worker ") == 3)
         assert f"worker process {first} ended by itself (killed by SIGKILL)" in log.read_text()
         replacement = next(pid for pid in _children(parent.pid) if pid != second)
         assert replacement != first
         os.kill(second, signal.SIGKILL)  # the replacement alone must deliver now
         _queue(tmp_path, settings, 5)
-        _wait_until(lambda: len(smtp_server.messages) == 5)
+        wait_until(lambda: len(smtp_server.messages) == 5)
         # Ended again soon after it started: the next start waits twice as long (a
         # crash loop backs off), and a SIGTERM meanwhile still stops everything.
         os.kill(replacement, signal.SIGKILL)
-        _wait_until(lambda: "starting another in 2s" in log.read_text())
+        wait_until(lambda: "starting another in 2s" in log.read_text())
     finally:
         parent.send_signal(signal.SIGTERM)
         parent.wait(timeout=30)

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from tests.support.flaky_smtp import FlakyServer
 from tests.support.smtpd import Recorder, SilentServer, SMTPServer, start_server
+from tests.support.waiting import wait_until
 
 from postroom import Postroom
 from postroom.delivery.worker import RECORD_EVERY, RunStats, Worker
@@ -233,14 +234,6 @@ def _worker_process(home: Path, flags: dict[str, str], *args: str) -> subprocess
     )
 
 
-def _wait_for(condition: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
-
-
 def _enqueue(home: Path, flags: dict[str, str], count: int) -> set[str]:
     with Postroom(home, settings=flags) as postroom:
         queued = postroom.enqueue(
@@ -258,7 +251,7 @@ def test_killed_worker_loses_nothing_and_a_fresh_worker_finishes(
     try:
         expected = _enqueue(tmp_path, flags, 300)
         worker = _worker_process(tmp_path, flags, "--concurrency", "2")
-        _wait_for(lambda: len(server.messages) >= 100)
+        wait_until(lambda: len(server.messages) >= 100)
         worker.send_signal(signal.SIGKILL)
         worker.communicate(timeout=10)
         time.sleep(2.2)  # the dead worker's leases expire
@@ -290,7 +283,7 @@ def test_sigterm_finishes_in_flight_and_leaves_no_lease(
     try:
         expected = _enqueue(tmp_path, flags, 300)
         worker = _worker_process(tmp_path, flags, "--concurrency", "2")
-        _wait_for(lambda: len(server.messages) >= 100)
+        wait_until(lambda: len(server.messages) >= 100)
         worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=20)
         assert worker.returncode == 0, stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from sqlalchemy import text
 from tests.support.cli import run_postroom
 from tests.support.pg import pg_url  # noqa: F401 - fixture
 from tests.support.smtpd import Recorder, SMTPServer
+from tests.support.waiting import wait_until
 
 from postroom import ConfigError, Postroom
 from postroom.delivery.worker import Worker
@@ -104,7 +104,7 @@ def test_worker_survives_the_database_dropping_its_connections(
         thread.start()
         try:
             postroom.send(to="first@example.org", subject="before", text="t")
-            _wait(lambda: len(smtp_server.messages) == 1)
+            wait_until(lambda: len(smtp_server.messages) == 1)
             database = pg_url.rpartition("/")[2]
             with engine.connect() as admin:
                 admin.execute(
@@ -115,7 +115,7 @@ def test_worker_survives_the_database_dropping_its_connections(
                     {"database": database},
                 )
             postroom.send(to="second@example.org", subject="after", text="t")
-            _wait(lambda: len(smtp_server.messages) == 2)
+            wait_until(lambda: len(smtp_server.messages) == 2)
         finally:
             worker.stop()
             thread.join(timeout=30)
@@ -170,19 +170,12 @@ def test_worker_closes_its_smtp_connection_when_results_cannot_be_recorded(
         thread = threading.Thread(target=worker.run)
         thread.start()
         try:
-            _wait(lambda: len(server.messages) == 1)
+            wait_until(lambda: len(server.messages) == 1)
             # The connection is closed politely at once, not left to the garbage
             # collector; the message stays leased, to go again when the lease ends.
-            _wait(lambda: handler.quits == 1)
+            wait_until(lambda: handler.quits == 1)
             assert worker.stats.errors >= 1
         finally:
             worker.stop()
             thread.join(timeout=30)
     assert not thread.is_alive()
-
-
-def _wait(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)

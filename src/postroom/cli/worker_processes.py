@@ -56,7 +56,6 @@ class WorkerProcesses:
         self.once = once
         self.concurrency = concurrency
         self.processes = processes
-        self.restarts = 0
         # fork: each child starts from the settings already read and checked here
         # (flags included), with no database connection or thread open yet.
         self._context = multiprocessing.get_context("fork")
@@ -110,7 +109,6 @@ class WorkerProcesses:
         )
         if self._stopping.wait(delay):
             return
-        self.restarts += 1
         self._start(index)
 
     def _code(self, exitcode: int | None) -> int:

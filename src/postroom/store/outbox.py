@@ -53,39 +53,11 @@ from postroom.store.schema import (
 
 PENDING_RECIPIENT = (QUEUED, DEFERRED)
 
-_MESSAGE_COLUMNS = (
-    "message_id",
-    "idempotency_key",
-    "status",
-    "outcome",
-    "type",
-    "subject",
-    "from_header",
-    "envelope_from",
-    "smtputf8",
-    "size",
-    "raw",
-    "attempts",
-    "created_at",
-    "updated_at",
-    "queued_at",
-    "next_attempt_at",
-    "lease_owner",
-    "lease_expires_at",
-    "last_error",
-)
+# Every column but the generated id: the keys of _message_row / _insert_recipient_rows.
+_MESSAGE_COLUMNS = tuple(column.name for column in messages.c if not column.primary_key)
 _insert_plain = BulkStatement.insert(messages, _MESSAGE_COLUMNS)
 _insert_returning_id = insert(messages).returning(messages.c.id)
-_RECIPIENT_COLUMNS = (
-    "message_pk",
-    "address",
-    "kind",
-    "status",
-    "code",
-    "reply",
-    "attempts",
-    "updated_at",
-)
+_RECIPIENT_COLUMNS = tuple(column.name for column in recipients.c if not column.primary_key)
 _insert_recipients = BulkStatement.insert(recipients, _RECIPIENT_COLUMNS)
 _update_recipient = BulkStatement(
     update(recipients)

@@ -108,6 +108,9 @@ def send_many(
     stops early, the connection is closed: a message whose data was not yet written
     is abandoned, so the server never takes a message whose result nobody saw. A message that needs
     SMTPUTF8 the server lacks gets a permanent 553 result instead of an exception.
+    ``items`` should give each next message at once: while it waits, the message before
+    sits after 354 with its data unsent. A caller that must wait between messages (the
+    worker's rate limit) ends the items there and calls again.
     """
     if not caps.pipelining:
         for envelope, data in items:
