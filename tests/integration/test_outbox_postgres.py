@@ -179,3 +179,15 @@ def test_worker_closes_its_smtp_connection_when_results_cannot_be_recorded(
             worker.stop()
             thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+def test_worker_processes_on_an_unmigrated_database_stop_at_once(
+    tmp_path: Path,
+    pg_url: str,  # noqa: F811
+) -> None:
+    run = run_postroom(
+        tmp_path, "--set", f"database.url={pg_url}", "worker", "--once", "--processes", "3"
+    )
+    assert run.code == 2
+    assert "run `postroom db upgrade`" in run.stderr
+    assert "postroom worker " not in run.stderr  # no worker process was started

@@ -121,6 +121,11 @@ def command(
     if processes == 1:
         raise typer.Exit(run_worker(config, once=once, concurrency=concurrency))
     config.check()
+    # The schema once, here, before any process starts: an embedded database is
+    # created and brought up to date by one process, and a database that needs
+    # `postroom db upgrade` is one error now rather than each process failing in turn.
+    with Postroom(config=config) as postroom:
+        _ = postroom.outbox
     supervisor = WorkerProcesses(
         config, worker_in_child, once=once, concurrency=concurrency, processes=processes
     )
