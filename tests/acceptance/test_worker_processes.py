@@ -52,24 +52,24 @@ def test_sigterm_stops_every_process_and_leaves_no_lease(
 ) -> None:
     settings = _settings(smtp_server)
     _queue(tmp_path, settings, 10)
+    log = tmp_path / "worker.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
     env["POSTROOM_HOME"] = str(tmp_path)
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "postroom", *_flags(settings), "worker", "--processes", "2"],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while len(smtp_server.messages) < 10 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(smtp_server.messages) == 10
-    time.sleep(0.5)  # let both children reach their idle loop
+    with open(log, "w") as stderr:
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "postroom", *_flags(settings), "worker", "--processes", "2"],
+            env=env,
+            stderr=stderr,
+        )
+    wait_until(lambda: len(smtp_server.messages) == 10)
+    wait_until(lambda: log.read_text().count("postroom worker ") == 2)  # both started
+    time.sleep(0.5)  # and are past setting their own signal handlers
     parent.send_signal(signal.SIGTERM)
-    _, stderr = parent.communicate(timeout=30)
-    assert parent.returncode == 0, stderr
-    assert stderr.count("SIGTERM: finishing messages in flight") == 2
-    assert stderr.count("delivered ") == 2  # each child's closing summary
+    parent.wait(timeout=30)
+    output = log.read_text()
+    assert parent.returncode == 0, output
+    assert output.count("SIGTERM: finishing messages in flight") == 2
+    assert output.count("delivered ") == 2  # each child's closing summary
     listed = run_postroom(tmp_path, *_flags(settings), "outbox", "list", "--status", "sending")
     assert "@example.org" not in listed.stdout
 

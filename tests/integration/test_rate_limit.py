@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,9 +97,8 @@ def test_a_paced_message_is_not_held_half_sent(tmp_path: Path, smtp_server: SMTP
         postroom.send_many(
             [{"to": f"u{i}@example.org", "subject": "s", "text": "t"} for i in range(3)]
         )
-        started = time.time()
         stats = Worker(postroom.config, postroom.outbox, concurrency=1).run(once=True)
     assert stats.sent == 3
     times = [m.received_at for m in smtp_server.messages]
-    assert times[0] - started < 0.9  # the first slot is now, not when the second comes
+    # Held back, the first would arrive with the second's slot and the last two together.
     assert min(later - earlier for earlier, later in itertools.pairwise(times)) >= 0.6
