@@ -52,15 +52,7 @@ def test_sigterm_stops_every_process_and_leaves_no_lease(
 ) -> None:
     settings = _settings(smtp_server)
     _queue(tmp_path, settings, 10)
-    log = tmp_path / "worker.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
-    env["POSTROOM_HOME"] = str(tmp_path)
-    with open(log, "w") as stderr:
-        parent = subprocess.Popen(
-            [sys.executable, "-m", "postroom", *_flags(settings), "worker", "--processes", "2"],
-            env=env,
-            stderr=stderr,
-        )
+    parent, log = _start_two_workers(tmp_path, settings)
     wait_until(lambda: len(smtp_server.messages) == 10)
     wait_until(lambda: log.read_text().count("postroom worker ") == 2)  # both started
     time.sleep(0.5)  # and are past setting their own signal handlers
@@ -74,6 +66,22 @@ def test_sigterm_stops_every_process_and_leaves_no_lease(
     assert "@example.org" not in listed.stdout
 
 
+def _start_two_workers(
+    home: Path, settings: dict[str, str]
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """`postroom worker --processes 2` in the background; its stderr goes to the log."""
+    log = home / "worker.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
+    env["POSTROOM_HOME"] = str(home)
+    with open(log, "w") as stderr:
+        parent = subprocess.Popen(
+            [sys.executable, "-m", "postroom", *_flags(settings), "worker", "--processes", "2"],
+            env=env,
+            stderr=stderr,
+        )
+    return parent, log
+
+
 def _children(pid: int) -> list[int]:
     with open(f"/proc/{pid}/task/{pid}/children") as children:
         return [int(child) for child in children.read().split()]
@@ -81,15 +89,7 @@ def _children(pid: int) -> list[int]:
 
 def test_a_killed_process_is_started_again(tmp_path: Path, smtp_server: SMTPServer) -> None:
     settings = _settings(smtp_server)
-    log = tmp_path / "worker.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
-    env["POSTROOM_HOME"] = str(tmp_path)
-    with open(log, "w") as stderr:
-        parent = subprocess.Popen(
-            [sys.executable, "-m", "postroom", *_flags(settings), "worker", "--processes", "2"],
-            env=env,
-            stderr=stderr,
-        )
+    parent, log = _start_two_workers(tmp_path, settings)
     try:
         wait_until(lambda: log.read_text().count("postroom worker ") == 2)
         first, second = _children(parent.pid)
