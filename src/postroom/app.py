@@ -8,16 +8,16 @@ whatever happens to the caller afterwards.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine
 
 from postroom.broadcast import BroadcastReport, BroadcastRequest, Broadcasts
-from postroom.errors import ConfigError, MessageError
+from postroom.errors import MessageError
 from postroom.message import Attachment, ComposePolicy, OutgoingMessage, compose
 from postroom.settings import Configuration, Home, load
-from postroom.store.engine import database_url, is_sqlite, make_engine
+from postroom.store.engine import database_url
 from postroom.store.outbox import Outbox
 from postroom.store.records import Enqueued, NewMessage, NewRecipient
 from postroom.users import Users
@@ -42,44 +42,44 @@ class Postroom:
         *,
         config: Configuration | None = None,
         settings: Mapping[str, Any] | None = None,
+        on_due: Callable[[], None] | None = None,
     ) -> None:
         """Load ``home`` (default ``$POSTROOM_HOME`` or ./postroom-home); ``settings``
-        override individual keys like command-line flags do."""
+        override individual keys like command-line flags do. ``on_due`` is called
+        after each commit that makes mail due (a worker in this process wakes on it)."""
         self.config = config or load(Home.resolve(home), flags=settings)
+        self._on_due = on_due
         self._policy = ComposePolicy.from_settings(self.config.settings.mail)
         self._engine: Engine | None = None
         self._outbox: Outbox | None = None
         self._users: Users | None = None
         self._broadcasts: Broadcasts | None = None
 
+    def reconfigure(self, config: Configuration) -> None:
+        """Compose with ``config`` from now on (mail.from, prefixes...); the database
+        stays the one opened first."""
+        self.config = config
+        self._policy = ComposePolicy.from_settings(config.settings.mail)
+        if self._broadcasts is not None:
+            self._broadcasts.policy = self._policy
+
     # -- storage ---------------------------------------------------------------------
 
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            url = database_url(self.config)
             if not self.config.settings.database.url:
                 self.config.home.ensure()
-            engine = make_engine(url)
             # Imported here: alembic costs ~0.15 s to import, and only start-up needs it.
-            from postroom.store.migrate import is_current, upgrade
+            from postroom.store.migrate import open_database
 
-            if is_sqlite(engine):
-                upgrade(engine)  # the embedded default keeps its own schema current
-            elif not is_current(engine):
-                engine.dispose()
-                raise ConfigError(
-                    "the database schema is not current",
-                    key="database.url",
-                    fix="run `postroom db upgrade` once after installing or upgrading",
-                )
-            self._engine = engine
+            self._engine = open_database(database_url(self.config))
         return self._engine
 
     @property
     def outbox(self) -> Outbox:
         if self._outbox is None:
-            self._outbox = Outbox(self.engine)
+            self._outbox = Outbox(self.engine, on_due=self._on_due)
         return self._outbox
 
     @property

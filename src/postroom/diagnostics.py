@@ -104,7 +104,7 @@ class _Runner:
         try:
             outcome = action()
         except TransportError as exc:
-            detail, fix = _split(exc)
+            detail, fix = exc.split_fix()
             self.steps.append(StepResult(name, title, False, self.clock() - started, detail, fix))
             return False
         except _StepFailed as exc:
@@ -115,15 +115,6 @@ class _Runner:
         detail, data = outcome if isinstance(outcome, tuple) else (outcome, None)
         self.steps.append(StepResult(name, title, True, self.clock() - started, detail, None, data))
         return True
-
-
-def _split(error: TransportError) -> tuple[str, str | None]:
-    """What went wrong, and the fix apart (the message ends with "; fix" when known)."""
-    text = str(error)
-    fix = error.fix
-    if fix and text.endswith("; " + fix):
-        text = text[: -len(fix) - 2]
-    return text, fix
 
 
 def build_test_message(settings: Settings, to: str) -> tuple[Envelope, bytes]:
@@ -244,7 +235,7 @@ def _greeting(client: SMTPClient) -> str:
     except (TransportTimeout, SMTPProtocolError) as exc:
         if client.security == "ssl" or not (client.port == 465 or _speaks_tls(client)):
             raise
-        detail, _ = _split(exc)
+        detail, _ = exc.split_fix()
         where = "port 465" if client.port == 465 else f"port {client.port} (like 465)"
         raise _StepFailed(detail, f"{where} expects implicit TLS: set mail.security=ssl") from None
 

@@ -10,8 +10,12 @@
     │   ├── HeaderError              a header is refused: CR/LF/NUL, encoded newline, not allowed
     │   └── MessageTooLargeError     over mail.max_size (size, limit)
     ├── DirectoryError               a user or group is unknown, taken, or given a bad value (names)
+    │   ├── NotFoundError            no user or group of that name or id
+    │   ├── NameTakenError           a user or group of that name exists already
     │   └── UserImportError          rows of a user import are refused (problems: line, text)
     ├── BroadcastError               a broadcast cannot be made as asked (no recipients, blank body)
+    ├── TokenError                   an API token name is taken, unknown or not allowed
+    ├── ListenError                  a server cannot listen on its address (in use, refused)
     └── TransportError               delivery through a transport failed
         ├── ConnectError             resolve / TCP connect failed or timed out (host, port)
         ├── ServerDisconnected       the peer closed the connection mid-conversation
@@ -30,6 +34,11 @@ failure is temporary (retry later) or permanent is decided from the error's data
 """
 
 from __future__ import annotations
+
+#: Exit status of every command (DESIGN §4): success, a failure of the work, bad input.
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
 
 
 class PostroomError(Exception):
@@ -104,6 +113,14 @@ class DirectoryError(PostroomError):
         super().__init__(message)
 
 
+class NotFoundError(DirectoryError):
+    """No user or group goes by the name or id given."""
+
+
+class NameTakenError(DirectoryError):
+    """A user or group of that name exists already."""
+
+
 class UserImportError(DirectoryError):
     """A user import has bad rows; nothing of it was stored."""
 
@@ -114,6 +131,18 @@ class UserImportError(DirectoryError):
 
 class BroadcastError(PostroomError):
     """A broadcast cannot be made as asked: no recipients, blank subject or body."""
+
+
+class TokenError(PostroomError):
+    """An API token cannot be made or found as asked (name taken, unknown, bad scope)."""
+
+
+class ListenError(PostroomError):
+    """A server (the service, the capture server) cannot listen on its address."""
+
+    def __init__(self, message: str, *, address: str) -> None:
+        self.address = address
+        super().__init__(message)
 
 
 # -- transports -------------------------------------------------------------------------
@@ -128,6 +157,13 @@ class TransportError(PostroomError):
     #: The likely fix, when the raiser knows one (also the end of the message);
     #: diagnostics show it apart from what went wrong.
     fix: str | None = None
+
+    def split_fix(self) -> tuple[str, str | None]:
+        """What went wrong, and the fix apart (the message ends with "; fix" when known)."""
+        text = str(self)
+        if self.fix and text.endswith("; " + self.fix):
+            text = text[: -len(self.fix) - 2]
+        return text, self.fix
 
 
 class ConnectError(TransportError):

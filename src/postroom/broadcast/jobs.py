@@ -140,13 +140,19 @@ class Broadcasts:
     # -- submitting and fanning out --------------------------------------------------
 
     def submit(
-        self, request: BroadcastRequest, *, progress: Progress | None = None
+        self,
+        request: BroadcastRequest,
+        *,
+        progress: Progress | None = None,
+        fan_out: bool = True,
     ) -> BroadcastReport:
         """Commit the job and all its messages; return the report.
 
         Refused before anything is stored: blank subject or body, unknown users or
         groups, bad cc/bcc addresses or rate, a message that cannot be composed, and a
-        broadcast nobody selected could receive.
+        broadcast nobody selected could receive. With ``fan_out=False`` only the job is
+        committed (status fanning-out, leased to this process): the caller finishes it
+        with :meth:`resume` (``force=False``), or any worker does once the lease ends.
         """
         copies, rate = check_request(request)
         audience = self.audience(request)
@@ -174,7 +180,9 @@ class Broadcasts:
             lease=LEASE,
             now=now,
         )
-        if created:
+        if not fan_out:
+            pass
+        elif created:
             self._fan_out(broadcast_id, progress=progress)
         else:
             known = self.store.load(broadcast_id)

@@ -15,17 +15,23 @@ from postroom.cli import config as config_commands
 from postroom.cli import db as db_commands
 from postroom.cli import groups as group_commands
 from postroom.cli import outbox as outbox_commands
+from postroom.cli import passwd as passwd_commands
 from postroom.cli import send as send_commands
+from postroom.cli import serve as serve_commands
 from postroom.cli import test_email
+from postroom.cli import tokens as token_commands
 from postroom.cli import users as user_commands
 from postroom.cli import worker as worker_commands
-from postroom.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, CliState, err, parse_flag_settings
+from postroom.cli.common import CliState, err, parse_flag_settings
 from postroom.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     BroadcastError,
     ConfigError,
     DirectoryError,
     MessageError,
     PostroomError,
+    TokenError,
 )
 from postroom.settings import Home
 
@@ -44,10 +50,12 @@ app.add_typer(user_commands.app, name="user")
 app.add_typer(group_commands.app, name="group")
 app.add_typer(admin_commands.app, name="admin")
 app.add_typer(broadcast_commands.app, name="broadcast")
+app.add_typer(token_commands.app, name="token")
+user_commands.app.command("passwd")(passwd_commands.command)
 app.command("send")(send_commands.command)
 app.command("worker")(worker_commands.command)
 app.command("test-email")(test_email.command)
-app.command("serve")(worker_commands.serve_command)
+app.command("serve")(serve_commands.command)
 app.command("catch")(catch_commands.command)
 
 
@@ -79,7 +87,7 @@ def main() -> None:
     """Entry point: one-line errors, exit 2 for bad input, 1 for failed work."""
     try:
         app()
-    except (ConfigError, MessageError, DirectoryError, BroadcastError) as exc:
+    except (ConfigError, MessageError, DirectoryError, BroadcastError, TokenError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise SystemExit(EXIT_BAD_INPUT) from None
     except PostroomError as exc:

@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from postroom.app import Postroom
 from postroom.broadcast import BroadcastReport, BroadcastRequest
 from postroom.broadcast.recipients import Decision, Tally
-from postroom.cli.common import EXIT_BAD_INPUT, err, fail, out, print_json
+from postroom.cli.common import err, fail, out, print_json
 from postroom.cli.users import JsonOption, open_postroom
-from postroom.errors import BroadcastError
+from postroom.errors import EXIT_BAD_INPUT, BroadcastError
 
 app = typer.Typer(help="Administration: mail every user (admin email).")
 

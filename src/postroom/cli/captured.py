@@ -19,7 +19,8 @@ import typer
 from postroom.app import Postroom
 from postroom.capture import recording_warning
 from postroom.cli import captured_render as render
-from postroom.cli.common import EXIT_FAILED, fail, out, print_json, state, warn
+from postroom.cli.common import fail, out, print_json, state, warn
+from postroom.errors import EXIT_FAILED
 from postroom.settings.values import parse_duration
 from postroom.store.capture import CaptureStore
 from postroom.store.capture_queries import get_captured, list_captured

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from postroom.cli.outbox_render import human_age, render_content, truncate
 from postroom.store.capture_queries import CapturedDetail, CapturedSummary
-from postroom.store.queries import iso_time
+from postroom.store.views import iso_time
 
 SUBJECT_WIDTH = 48
 RECORDED_NOTE = (

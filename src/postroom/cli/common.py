@@ -10,12 +10,8 @@ from typing import Any, NoReturn
 import typer
 from rich.console import Console
 
-from postroom.errors import ConfigError
+from postroom.errors import EXIT_BAD_INPUT, ConfigError
 from postroom.settings import Configuration, Home, load
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -33,6 +29,10 @@ class CliState:
         if self._config is None:
             self._config = load(self.home, flags=self.flags)
         return self._config
+
+    def reload(self) -> None:
+        """Forget the loaded settings (the flags changed): the next config() loads again."""
+        self._config = None
 
 
 def state(ctx: typer.Context) -> CliState:

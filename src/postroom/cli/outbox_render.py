@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from postroom.store.queries import (
+from postroom.store.views import (
     AGE_BUCKETS,
     Attachment,
     MessageDetail,

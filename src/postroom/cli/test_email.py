@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from postroom.cli.common import EXIT_FAILED, out, print_json, state, warn
+from postroom.cli.common import out, print_json, state, warn
 from postroom.diagnostics import Report, run_test_email
+from postroom.errors import EXIT_FAILED
 
 
 def command(

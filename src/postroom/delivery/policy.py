@@ -79,6 +79,7 @@ def decide(
             started_at=started_at,
             finished_at=now,
             attempt_number=message.attempts + 1,
+            queued_at=message.queued_at,
         )
     replies = _replies(message, result, error)
     attempts_done = message.attempts + 1
@@ -129,6 +130,7 @@ def decide(
         finished_at=now,
         recipients=tuple(outcomes),
         attempt_number=attempts_done,
+        queued_at=message.queued_at,
     )
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 
+from postroom.delivery.doorbell import Doorbell
+from postroom.delivery.events import WorkerEvents
 from postroom.delivery.policy import RetryPolicy, decide
 from postroom.delivery.ratelimit import SharedPace
 from postroom.errors import TransportConfigError, TransportError
@@ -74,9 +76,13 @@ class Worker:
         concurrency: int | None = None,
         transport_factory: Callable[[], Transport] | None = None,
         housekeeping: Callable[[], object] | None = None,
+        doorbell: Doorbell | None = None,
+        events: WorkerEvents | None = None,
     ) -> None:
         """``housekeeping`` runs before delivery starts and then once a poll interval
-        (features hook in here: finishing broadcasts whose fan-out died)."""
+        (features hook in here: finishing broadcasts whose fan-out died). An idle
+        thread waits for ``doorbell`` to ring, at most a poll interval. ``events``
+        hears of starts, pauses and recorded outcomes."""
         delivery = config.settings.delivery
         self.config = config
         self.outbox = outbox
@@ -86,7 +92,10 @@ class Worker:
         self.poll_interval = delivery.poll_interval
         self.policy = RetryPolicy.from_settings(delivery)
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-        self._factory = transport_factory or (lambda: build_transport(config.settings, config.home))
+        self._factory = transport_factory or (
+            lambda: build_transport(self.config.settings, self.config.home)
+        )
+        self._generation = 0  # bumped by reconfigure(): threads then open new transports
         self._rate = delivery.rate_limit
         self._stop = threading.Event()
         self._pause_lock = threading.Lock()
@@ -95,6 +104,8 @@ class Worker:
         self._reported: set[str] = set()
         self._housekeeping = housekeeping
         self._housekept_at = float("-inf")
+        self.doorbell = doorbell or Doorbell()
+        self.events = events or WorkerEvents()
         self.stats = RunStats()
 
     # -- control ---------------------------------------------------------------------
@@ -102,9 +113,29 @@ class Worker:
     def stop(self) -> None:
         """Finish what is in flight, give the rest back, then return from run()."""
         self._stop.set()
+        self.doorbell.ring()
+
+    def reconfigure(self, config: Configuration) -> None:
+        """Use ``config``'s mail.* from the next connection on, and end a pause now
+        (the fault it waited out may be what the change fixed). Other settings of the
+        worker (delivery.*) keep their values until it starts again."""
+        self.config = config
+        with self._pause_lock:
+            self._generation += 1
+            self._paused_until = 0.0
+            self._pause_delay = FIRST_PAUSE
+            self._reported.clear()
+        self.doorbell.ring()
 
     def run(self, *, once: bool = False) -> RunStats:
         """Deliver until stopped; with ``once``, until nothing is due, then return."""
+        self.events.started(self.name)
+        try:
+            return self._run(once)
+        finally:
+            self.events.stopped(self.name)
+
+    def _run(self, once: bool) -> RunStats:
         self._housekeep()
         threads = [
             threading.Thread(target=self._loop, args=(index, once), name=f"postroom-send-{index}")
@@ -126,12 +157,14 @@ class Worker:
         rng = random.Random()
         idle_since = time.monotonic()
         pace = self._new_pace()
+        generation = self._generation
         try:
             while not self._stop.is_set():
                 if self._wait_out_pause(once):
                     break
                 if index == 0:
                     self._housekeep()
+                rings = self.doorbell.rings
                 try:
                     batch = self.outbox.claim(
                         owner, limit=self.batch_size, lease_seconds=self.lease
@@ -146,8 +179,12 @@ class Worker:
                     if transport is not None and time.monotonic() - idle_since > 30:
                         transport.close()
                         transport = None
-                    self._stop.wait(self.poll_interval)
+                    self.doorbell.wait(rings, self.poll_interval)
                     continue
+                if generation != self._generation:
+                    generation = self._generation
+                    _close(transport)
+                    transport = None
                 try:
                     transport = self._deliver(owner, batch, transport, rng, pace)
                 except DBAPIError as exc:
@@ -315,6 +352,7 @@ class Worker:
         if outcomes:
             self.outbox.record(owner, outcomes, worker=self.name)
             self.stats.count(outcomes)
+            self.events.recorded(outcomes)
 
     def _database_trouble(self, exc: DBAPIError, once: bool) -> bool:
         """Log a database failure and wait a little; True when the loop should end."""
@@ -328,11 +366,13 @@ class Worker:
 
     def _housekeep(self) -> None:
         now = time.monotonic()
-        if self._housekeeping is None or now - self._housekept_at < self.poll_interval:
+        if now - self._housekept_at < self.poll_interval:
             return
         self._housekept_at = now
         try:
-            self._housekeeping()
+            self.events.alive(self.name)
+            if self._housekeeping is not None:
+                self._housekeeping()
         except Exception:
             logger.exception("housekeeping failed; delivery goes on")
 
@@ -344,6 +384,8 @@ class Worker:
             if self._paused_until <= now:
                 self._paused_until = now + self._pause_delay
                 self._pause_delay = min(self._pause_delay * 2, self.policy.backoff_max)
+                until = time.time() + (self._paused_until - now)
+                self.events.paused(self.name, exc, until)
             key = f"{type(exc).__name__}: {exc}"
             if key not in self._reported:
                 self._reported.add(key)
@@ -358,6 +400,7 @@ class Worker:
         with self._pause_lock:
             if self._reported:
                 logger.warning("mail delivery resumed")
+                self.events.resumed(self.name)
             self._pause_delay = FIRST_PAUSE
             self._reported.clear()
 

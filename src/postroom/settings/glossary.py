@@ -143,7 +143,40 @@ class WebSettings:
     bind: HostPort = setting(
         HostPort("127.0.0.1", 8025), kinds.HOST_PORT, "Address of the HTTP service and console."
     )
+    allow_remote: bool = setting(
+        False,
+        kinds.BOOL,
+        "Let the service bind to a non-loopback address (put TLS in front of it: a proxy).",
+    )
     debug: bool = setting(False, kinds.BOOL, "Debug mode; true also turns error reports off.")
+    public_url: str = setting(
+        "",
+        kinds.PUBLIC_URL,
+        "Base URL people reach the service at (links in mail, the console address "
+        "printed at start); empty: http://web.bind.",
+    )
+    allowed_hosts: tuple[str, ...] = setting(
+        (),
+        kinds.LIST,
+        "Host names the service answers to (DNS rebinding guard); '.example.org' also "
+        "takes its subdomains. Always: loopback names, web.bind's host, web.public_url's.",
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        ("127.0.0.1", "::1"),
+        kinds.LIST,
+        "Proxies whose X-Forwarded-For/-Proto are believed (client address, https).",
+    )
+    rate_limit: RateLimit | None = setting(
+        RateLimit(100, 1.0),
+        kinds.RATE,
+        "Requests per API token, e.g. 100/s; past it: 429 with Retry-After. Empty: none.",
+    )
+    session_lifetime: float = setting(
+        8 * 3600.0, kinds.DURATION, "A console login lasts this long after its last use."
+    )
+    metrics_auth: bool = setting(
+        False, kinds.BOOL, "Require an admin token for /metrics (it is open by default)."
+    )
 
 
 @dataclass(frozen=True)

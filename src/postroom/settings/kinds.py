@@ -135,6 +135,16 @@ def _parse_transport(raw: Any) -> str:
     return text
 
 
+def _parse_public_url(raw: Any) -> str:
+    text = parse_str(raw).rstrip("/")
+    if text and not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#]*)?", text):
+        raise ValueError(
+            f"{text!r} is not a base URL: use http(s)://HOST[:PORT][/PATH], "
+            "e.g. https://mail.example.org (empty: http://web.bind)"
+        )
+    return text
+
+
 def _parse_database_url(raw: Any) -> str:
     text = parse_str(raw)
     if text and not re.match(r"(sqlite|postgresql)(\+\w+)?://", text):
@@ -175,6 +185,7 @@ MAILBOX_OPTIONAL = Kind("address", _parse_address(allow_name=True, allow_empty=T
 ADDRESS_LIST = Kind("address list", _parse_address_list, show=", ".join, to_toml=list, to_json=list)
 TRANSPORT = Kind("transport", _parse_transport)
 DATABASE_URL = Kind("url", _parse_database_url)
+PUBLIC_URL = Kind("url", _parse_public_url)
 FAULTS = Kind(
     "fault rules (JSON)",
     parse_faults,

@@ -23,8 +23,8 @@ from postroom.store.directory_schema import (
     users,
 )
 from postroom.store.engine import reading
-from postroom.store.queries import iso_time
 from postroom.store.schema import DEFERRED, FAILED, HELD, QUEUED, SENDING, SENT, messages
+from postroom.store.views import iso_time
 
 COUNTED = (QUEUED, SENDING, SENT, DEFERRED, FAILED, HELD)
 

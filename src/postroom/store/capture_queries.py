@@ -16,8 +16,9 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from postroom.store.engine import reading
-from postroom.store.queries import Attachment, body_text, iso_time
+from postroom.store.queries import is_full_address, like_escape
 from postroom.store.schema import captured
+from postroom.store.views import Attachment, body_text, iso_time
 
 _summary_columns = (
     captured.c.id,
@@ -102,24 +103,14 @@ class CapturedDetail:
         }
 
 
-def is_full_address(text: str) -> bool:
-    """``ada@example.org`` is matched exactly; ``example.org`` or ``ada`` as a part."""
-    local, at, domain = text.strip().rpartition("@")
-    return bool(at and local and domain)
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _recipient_filter(to: str, exact: bool) -> ColumnElement[bool]:
     lowered = to.strip().lower()
     if exact:
         # rcpt_tos is a JSON array: a recipient is exactly this one when its JSON
         # string, quotes included, is in the text.
-        pattern = "%" + _like_escape(json.dumps(lowered, ensure_ascii=False)) + "%"
+        pattern = "%" + like_escape(json.dumps(lowered, ensure_ascii=False)) + "%"
     else:
-        pattern = "%" + _like_escape(lowered) + "%"
+        pattern = "%" + like_escape(lowered) + "%"
     return func.lower(captured.c.rcpt_tos).like(pattern, escape="\\")
 
 
@@ -147,7 +138,7 @@ def list_captured(
     if subject:
         query = query.where(
             func.lower(captured.c.subject).like(
-                "%" + _like_escape(subject.lower()) + "%", escape="\\"
+                "%" + like_escape(subject.lower()) + "%", escape="\\"
             )
         )
     if since is not None:

@@ -12,7 +12,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, and_, bindparam, delete, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from postroom.store.directory_schema import groups, members, users
 
@@ -122,6 +133,39 @@ class Directory:
                 update(users).where(users.c.id == user_id).values(**values, updated_at=time.time())
             )
         return bool(result.rowcount)
+
+    def set_password_hash(self, user_id: int, password_hash: str | None) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(users)
+                .where(users.c.id == user_id)
+                .values(password_hash=password_hash, updated_at=time.time())
+            )
+
+    def admins_with_password(self) -> int:
+        """Active admins who can log in to the console."""
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).where(
+                        users.c.admin.is_(True),
+                        users.c.active.is_(True),
+                        users.c.password_hash.is_not(None),
+                    )
+                ).scalar_one()
+            )
+
+    def login_of(self, username: str) -> tuple[int, bool, str | None] | None:
+        """(id, whether an active admin, password hash) of a user, by exact username."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(users.c.id, users.c.admin, users.c.active, users.c.password_hash).where(
+                    users.c.username == username
+                )
+            ).first()
+        if row is None:
+            return None
+        return int(row.id), bool(row.admin and row.active), row.password_hash
 
     def add_group(self, name: str) -> int | None:
         """Insert a group; None when the name is taken."""

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, func, select
 
 from postroom.store.directory_schema import groups, members, users
 from postroom.store.engine import reading
-from postroom.store.queries import iso_time
+from postroom.store.views import iso_time
 
 
 @dataclass(frozen=True, slots=True)

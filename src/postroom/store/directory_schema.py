@@ -43,6 +43,8 @@ users = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # argon2 hash of the console password (admins only); none: cannot log in.
+    Column("password_hash", String(255), nullable=True),
 )
 
 groups = Table(

@@ -10,6 +10,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from postroom.errors import ConfigError
+from postroom.store.engine import is_sqlite, make_engine
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -38,3 +41,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def is_current(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
+
+
+def open_database(url: str) -> Engine:
+    """An engine whose schema is current: the embedded SQLite database is created or
+    upgraded here; any other database must have had ``postroom db upgrade``, else
+    this is a ConfigError that says so (no process migrates a shared database by
+    surprise)."""
+    engine = make_engine(url)
+    if is_sqlite(engine):
+        upgrade(engine)
+    elif not is_current(engine):
+        engine.dispose()
+        raise ConfigError(
+            "the database schema is not current",
+            key="database.url",
+            fix="run `postroom db upgrade` once after installing or upgrading",
+        )
+    return engine

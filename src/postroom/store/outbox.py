@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import (
@@ -23,6 +23,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     union_all,
     update,
 )
@@ -52,6 +53,10 @@ from postroom.store.schema import (
 )
 
 PENDING_RECIPIENT = (QUEUED, DEFERRED)
+#: PostgreSQL channel told, inside the committing transaction, of mail newly due, so
+#: that idle workers anywhere wake at once (``LISTEN postroom_outbox``).
+WAKE_CHANNEL = "postroom_outbox"
+_notify = text(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
 
 # Every column but the generated id: the keys of _message_row / _insert_recipient_rows.
 _MESSAGE_COLUMNS = tuple(column.name for column in messages.c if not column.primary_key)
@@ -100,10 +105,17 @@ _insert_attempt = BulkStatement(
 class Outbox:
     """SQL of the outbox; the worker orchestrates, this module only reads and writes."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, on_due: Callable[[], None] | None = None) -> None:
+        """``on_due`` is called after a commit that made mail due (enqueue, retry,
+        release): the process's idle workers wake on it."""
         self.engine = engine
         self._skip_locked = not is_sqlite(engine)
         self._claims: dict[int, Update] = {}
+        self._on_due = on_due
+
+    def _made_due(self) -> None:
+        if self._on_due is not None:
+            self._on_due()
 
     # -- enqueue ---------------------------------------------------------------------
 
@@ -115,11 +127,14 @@ class Outbox:
         """
         now = time.time() if now is None else now
         try:
-            return self._enqueue_once(items, now)
+            results = self._enqueue_once(items, now)
         except IntegrityError:
             # Another process committed the same idempotency key between our check and
             # our insert: run again, and the check now finds it.
-            return self._enqueue_once(items, now)
+            results = self._enqueue_once(items, now)
+        if any(result.created for result in results):
+            self._made_due()
+        return results
 
     def _enqueue_once(self, items: Sequence[NewMessage], now: float) -> list[Enqueued]:
         with self.engine.begin() as connection:
@@ -173,6 +188,7 @@ class Outbox:
                 row["queued_at"] = max(at, now)  # delivery.max_age counts from when it is due
         if not rows:
             return []
+        tell_listeners(connection)
         if len(rows) == 1:  # one message (the common `send`): one statement, not two
             pks = [int(connection.execute(_insert_returning_id, rows[0]).scalar_one())]
             _insert_recipient_rows(connection, items, pks, now)
@@ -429,6 +445,8 @@ class Outbox:
                         updated_at=now,
                     )
                 )
+            tell_listeners(connection)
+        self._made_due()
         return len(chosen)
 
     def hold(self, pk: int) -> bool:
@@ -445,7 +463,12 @@ class Outbox:
                 .where(messages.c.id == pk, messages.c.status.in_(from_states))
                 .values(status=to_state, next_attempt_at=now, updated_at=now)
             )
-        return bool(result.rowcount)
+            moved = bool(result.rowcount)
+            if moved and to_state == QUEUED:
+                tell_listeners(connection)
+        if moved and to_state == QUEUED:
+            self._made_due()
+        return moved
 
     def purge(self, *, older_than: float, statuses: Sequence[str] = (SENT,)) -> int:
         """Delete finished messages last changed before ``older_than`` (epoch seconds)."""
@@ -456,6 +479,12 @@ class Outbox:
                 )
             )
         return int(result.rowcount)
+
+
+def tell_listeners(connection: Connection) -> None:
+    """On PostgreSQL, NOTIFY the workers' listeners when this transaction commits."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_notify)
 
 
 def _insert_recipient_rows(

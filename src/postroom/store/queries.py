@@ -2,15 +2,13 @@
 
 Every query runs on a connection marked :func:`~postroom.store.engine.reading`, so on
 SQLite an admin looking at the queue never takes the write lock from the workers.
-The results are frozen records whose ``to_json()`` is the JSON of DESIGN §4.
+The results are the frozen records of :mod:`postroom.store.views`.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -22,200 +20,36 @@ from postroom.store.schema import (
     DEFERRED,
     MESSAGE_STATES,
     QUEUED,
-    SENDING,
-    SENT,
     attempts,
     messages,
     recipients,
 )
-
-#: Messages still on their way (not finished, not held by an admin).
-PENDING_MESSAGE = (QUEUED, SENDING, DEFERRED)
-#: Recipients still to be delivered.
-PENDING_RECIPIENT = (QUEUED, DEFERRED)
-#: Upper bounds of the age buckets, in minutes, as Postfix's qshape draws them.
-BUCKET_MINUTES = (5, 10, 20, 40, 80, 160, 320, 640, 1280)
-AGE_BUCKETS = (
-    *(f"{low}-{high}m" for low, high in zip((0, *BUCKET_MINUTES), BUCKET_MINUTES, strict=False)),
-    f"{BUCKET_MINUTES[-1]}m+",
+from postroom.store.views import (
+    AGE_BUCKETS,
+    BUCKET_MINUTES,
+    PENDING_MESSAGE,
+    PENDING_RECIPIENT,
+    Attachment,
+    AttemptRecord,
+    DomainAges,
+    MessageDetail,
+    MessageSummary,
+    OutboxStats,
+    RecipientState,
+    body_text,
 )
 
-
-def iso_time(epoch: float | None) -> str | None:
-    """ISO 8601 in UTC, to the second: ``2024-05-01T12:00:00Z``."""
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-# -- records ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RecipientState:
-    address: str
-    kind: str  # to, cc, bcc, redirect
-    status: str  # queued, sent, deferred, failed
-    code: int | None
-    reply: str | None
-    attempts: int
-    updated_at: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "address": self.address,
-            "kind": self.kind,
-            "status": self.status,
-            "code": self.code,
-            "reply": self.reply,
-            "attempts": self.attempts,
-            "updated_at": iso_time(self.updated_at),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    number: int  # 1 for the first attempt of the message
-    worker: str
-    started_at: float
-    finished_at: float
-    outcome: str  # sent, deferred, failed, paused, partial
-    detail: str  # per-recipient codes and replies (JSON), or the error
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "number": self.number,
-            "worker": self.worker,
-            "started_at": iso_time(self.started_at),
-            "finished_at": iso_time(self.finished_at),
-            "outcome": self.outcome,
-            "detail": self.detail,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class MessageSummary:
-    """One message as listings show it, with every recipient's own state."""
-
-    id: int
-    message_id: str
-    status: str
-    outcome: str | None  # sent, logged, recorded: what "sent" meant
-    type: str
-    subject: str
-    from_header: str
-    recipients: tuple[RecipientState, ...]
-    attempts: int
-    size: int
-    created_at: float
-    updated_at: float
-    next_attempt_at: float | None  # only while the message waits for a try
-    last_error: str | None
-
-    @property
-    def delivered(self) -> bool:
-        """Sent over the network, not only logged or recorded."""
-        return self.status == SENT and self.outcome in (None, "sent")
-
-    @property
-    def last_reply(self) -> str | None:
-        """The error that holds the message back, else the newest recipient reply."""
-        if self.last_error:
-            return self.last_error
-        answered = [r for r in self.recipients if r.reply]
-        if not answered:
-            return None
-        latest = max(answered, key=lambda r: r.updated_at)
-        return f"{latest.code} {latest.reply}" if latest.code else latest.reply
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "status": self.status,
-            "outcome": self.outcome,
-            "type": self.type,
-            "subject": self.subject,
-            "from": self.from_header,
-            "recipients": [r.to_json() for r in self.recipients],
-            "attempts": self.attempts,
-            "message_id": self.message_id,
-            "size": self.size,
-            "created_at": iso_time(self.created_at),
-            "updated_at": iso_time(self.updated_at),
-            "next_attempt_at": iso_time(self.next_attempt_at),
-            "last_error": self.last_error,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    filename: str | None
-    content_type: str
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class MessageDetail:
-    """Everything about one message, down to the bytes that go (or went) out."""
-
-    summary: MessageSummary
-    headers: tuple[tuple[str, str], ...]
-    text: str | None
-    html: str | None
-    attachments: tuple[Attachment, ...]
-    attempt_log: tuple[AttemptRecord, ...]
-    raw: bytes
-
-    @property
-    def raw_text(self) -> str:
-        return self.raw.decode("utf-8", "replace")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.summary.to_json(),
-            "headers": [{"name": name, "value": value} for name, value in self.headers],
-            "text": self.text,
-            "html": self.html,
-            "attachments": [
-                {"filename": a.filename, "content_type": a.content_type, "size": a.size}
-                for a in self.attachments
-            ],
-            "attempt_log": [a.to_json() for a in self.attempt_log],
-            "raw": self.raw_text,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class DomainAges:
-    """One row of the age histogram: pending recipients of a domain per age bucket."""
-
-    domain: str
-    buckets: tuple[int, ...]
-
-    @property
-    def total(self) -> int:
-        return sum(self.buckets)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"domain": self.domain, "total": self.total, "buckets": list(self.buckets)}
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStats:
-    counts: dict[str, int]  # every state of MESSAGE_STATES, zeros included
-    oldest_pending_seconds: float | None  # None when nothing is pending
-    domains: tuple[DomainAges, ...]  # most pending recipients first
-    total: DomainAges  # the TOTAL row
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "counts": dict(self.counts),
-            "oldest_pending_seconds": self.oldest_pending_seconds,
-            "age_buckets": list(AGE_BUCKETS),
-            "domains": [d.to_json() for d in self.domains],
-            "total": self.total.to_json(),
-        }
-
+__all__ = [
+    "AGE_BUCKETS",
+    "get_message",
+    "is_full_address",
+    "like_escape",
+    "list_messages",
+    "message_status",
+    "queue_summary",
+    "stats",
+    "throughput",
+]
 
 # -- queries ---------------------------------------------------------------------------
 
@@ -243,12 +77,36 @@ def check_status(status: str) -> str:
 
 
 def list_messages(
-    engine: Engine, *, status: str | None = None, limit: int = 100, offset: int = 0
+    engine: Engine,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    to: str | None = None,
+    type: str | None = None,
+    before_id: int | None = None,
 ) -> list[MessageSummary]:
-    """Messages newest first, optionally only those in ``status``."""
-    query = select(*_summary_columns).order_by(messages.c.created_at.desc(), messages.c.id.desc())
+    """Messages newest first (by id), optionally only those in ``status``, of ``type``,
+    to a recipient (a whole address exactly, any case, or a part of one), or older
+    than message ``before_id`` (the next page after it)."""
+    query = select(*_summary_columns).order_by(messages.c.id.desc())
     if status is not None:
         query = query.where(messages.c.status == check_status(status))
+    if type:
+        query = query.where(messages.c.type == type)
+    if to and to.strip():
+        wanted = to.strip().lower()
+        address = func.lower(recipients.c.address)
+        match = (
+            address == wanted
+            if is_full_address(wanted)
+            else address.like("%" + like_escape(wanted) + "%", escape="\\")
+        )
+        query = query.where(
+            messages.c.id.in_(select(recipients.c.message_pk).where(match).scalar_subquery())
+        )
+    if before_id is not None:
+        query = query.where(messages.c.id < before_id)
     query = query.limit(limit).offset(offset)
     with reading(engine.connect()) as connection, connection.begin():
         rows = connection.execute(query).all()
@@ -309,6 +167,46 @@ def get_message(engine: Engine, pk: int) -> MessageDetail | None:
     )
 
 
+def queue_summary(engine: Engine, now: float) -> tuple[dict[str, int], float | None]:
+    """Messages by state (every state, zeros too) and the oldest pending one's age in
+    seconds (None when nothing is pending): ``/healthz``, metrics, the dashboard."""
+    with reading(engine.connect()) as connection, connection.begin():
+        counts, oldest = _counts_and_oldest(connection)
+    return counts, _age(oldest, now)
+
+
+def _counts_and_oldest(connection: Connection) -> tuple[dict[str, int], float | None]:
+    counts = dict.fromkeys(MESSAGE_STATES, 0)
+    for status, count in connection.execute(
+        select(messages.c.status, func.count()).group_by(messages.c.status)
+    ):
+        counts[status] = int(count)
+    oldest = connection.execute(
+        select(func.min(messages.c.created_at)).where(messages.c.status.in_(PENDING_MESSAGE))
+    ).scalar_one_or_none()
+    return counts, oldest
+
+
+def _age(since: float | None, now: float) -> float | None:
+    return None if since is None else round(max(0.0, now - since), 3)
+
+
+def throughput(engine: Engine, *, since: float, bucket: float = 60.0) -> list[tuple[float, int]]:
+    """Messages delivered (attempts that reached at least one recipient) per ``bucket``
+    seconds from ``since`` on: (bucket start, count), empty buckets included."""
+    start = since - since % bucket
+    index = func.floor((attempts.c.finished_at - start) / bucket)
+    with reading(engine.connect()) as connection, connection.begin():
+        rows = connection.execute(
+            select(index, func.count())
+            .where(attempts.c.finished_at >= start, attempts.c.outcome.in_(("sent", "partial")))
+            .group_by(index)
+        ).all()
+    found = {int(i): int(n) for i, n in rows}
+    buckets = max(found, default=-1) + 1
+    return [(start + i * bucket, found.get(i, 0)) for i in range(buckets)]
+
+
 def stats(engine: Engine, now: float) -> OutboxStats:
     """Counts by state, the oldest pending message's age, and qshape's age histogram of
     pending recipients by domain (held messages are left out, as Postfix's hold queue)."""
@@ -316,14 +214,7 @@ def stats(engine: Engine, now: float) -> OutboxStats:
     bucket = case(*cutoffs, else_=len(BUCKET_MINUTES))
     address = func.lower(recipients.c.address)
     with reading(engine.connect()) as connection, connection.begin():
-        counts = dict.fromkeys(MESSAGE_STATES, 0)
-        for status, count in connection.execute(
-            select(messages.c.status, func.count()).group_by(messages.c.status)
-        ):
-            counts[status] = int(count)
-        oldest = connection.execute(
-            select(func.min(messages.c.created_at)).where(messages.c.status.in_(PENDING_MESSAGE))
-        ).scalar_one_or_none()
+        counts, oldest = _counts_and_oldest(connection)
         pending = (
             select(address.label("address"), bucket.label("bucket"))
             .select_from(recipients.join(messages, recipients.c.message_pk == messages.c.id))
@@ -350,10 +241,20 @@ def stats(engine: Engine, now: float) -> OutboxStats:
     total = tuple(sum(column) for column in zip(*(d.buckets for d in domains), strict=True))
     return OutboxStats(
         counts=counts,
-        oldest_pending_seconds=None if oldest is None else round(max(0.0, now - oldest), 3),
+        oldest_pending_seconds=_age(oldest, now),
         domains=tuple(domains),
         total=DomainAges("TOTAL", total or (0,) * len(AGE_BUCKETS)),
     )
+
+
+def is_full_address(text: str) -> bool:
+    """``ada@example.org`` is matched exactly; ``example.org`` or ``ada`` as a part."""
+    local, at, domain = text.strip().rpartition("@")
+    return bool(at and local and domain)
+
+
+def like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -400,14 +301,3 @@ def _summary(row: Any, found: tuple[RecipientState, ...]) -> MessageSummary:
         next_attempt_at=row.next_attempt_at if waiting else None,
         last_error=row.last_error,
     )
-
-
-def body_text(parsed: EmailMessage, subtype: str) -> str | None:
-    try:
-        part = parsed.get_body(preferencelist=(subtype,))
-        if part is None or part.get_content_subtype() != subtype:
-            return None
-        content = part.get_content()
-    except (LookupError, ValueError, AttributeError):  # malformed or unknown charset
-        return None
-    return content.replace("\r\n", "\n") if isinstance(content, str) else None

@@ -79,3 +79,4 @@ class MessageOutcome:
     finished_at: float
     recipients: tuple[RecipientOutcome, ...] = field(default=())
     attempt_number: int = 0  # 1 for the first delivery attempt; a paused one repeats it
+    queued_at: float = 0.0  # start of the delivery effort: latency counts from here

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
-from postroom.errors import ConfigError
 from postroom.message.envelope import Envelope
 from postroom.store.capture import CaptureStore, NewCapture
-from postroom.store.engine import is_sqlite, make_engine, url_for
-from postroom.store.migrate import is_current, upgrade
+from postroom.store.engine import url_for
+from postroom.store.migrate import open_database
 from postroom.store.schema import SOURCE_TRANSPORT
 from postroom.transport.base import SendResult, Transport, accept_all
 
@@ -32,17 +31,7 @@ class CaptureTransport(Transport):
     def open(self) -> None:
         if self._store is not None:
             return
-        engine = make_engine(url_for(self.settings, self.home))
-        if not is_current(engine):
-            if not is_sqlite(engine):
-                engine.dispose()
-                raise ConfigError(
-                    "the database schema is not current",
-                    key="database.url",
-                    fix="run `postroom db upgrade` once after installing or upgrading",
-                )
-            upgrade(engine)
-        self._store = CaptureStore(engine)
+        self._store = CaptureStore(open_database(url_for(self.settings, self.home)))
 
     def close(self) -> None:
         if self._store is not None:

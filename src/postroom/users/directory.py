@@ -16,12 +16,13 @@ from typing import Any, TextIO
 
 from sqlalchemy import Connection, Engine
 
-from postroom.errors import DirectoryError, UserImportError
+from postroom.errors import DirectoryError, NameTakenError, NotFoundError, UserImportError
 from postroom.store import directory_queries as queries
 from postroom.store.directory import Directory, UpsertCounts, UserValues
 from postroom.store.directory_queries import Group, User
 from postroom.store.directory_schema import ROOT_ID
 from postroom.users.csvimport import Problem, Row, read_users
+from postroom.users.passwords import check_password, hash_password, needs_rehash, verify_password
 from postroom.users.rules import (
     check_email,
     check_full_name,
@@ -107,7 +108,7 @@ class Users:
         with self.engine.connect() as connection:
             found, unknown = Directory.user_ids(connection, refs)
         if unknown:
-            raise DirectoryError(
+            raise NotFoundError(
                 f"no user {', '.join(unknown)}; see `postroom user list --all`",
                 names=tuple(unknown),
             )
@@ -120,7 +121,7 @@ class Users:
         with self.engine.connect() as connection:
             found, unknown = Directory.group_ids(connection, refs)
         if unknown:
-            raise DirectoryError(
+            raise NotFoundError(
                 f"no group {', '.join(unknown)}; see `postroom group list`",
                 names=tuple(unknown),
             )
@@ -145,7 +146,7 @@ class Users:
             name, full_name=values[0], email=values[1], admin=admin, group_ids=group_ids
         )
         if user_id is None:
-            raise DirectoryError(
+            raise NameTakenError(
                 f"user {name!r} exists already; change it with `postroom user update {name} "
                 "KEY=VALUE`",
                 names=(name,),
@@ -167,6 +168,38 @@ class Users:
             )
         self.store.update_user(user_id, values)
         return self.get(user_id)
+
+    # -- console passwords -----------------------------------------------------------
+
+    def set_password(self, user: str | int, password: str | None) -> User:
+        """Set (or with None, remove) the user's console password; only active admins
+        can log in with one."""
+        found = self.get(user)
+        if password is None:
+            self.store.set_password_hash(found.id, None)
+        else:
+            check_password(password, username=found.username)
+            self.store.set_password_hash(found.id, hash_password(password))
+        return found
+
+    def console_admins(self) -> int:
+        """How many active admins have a console password."""
+        return self.store.admins_with_password()
+
+    def has_password(self, user: str | int) -> bool:
+        found = self.store.login_of(self.get(user).username)
+        return found is not None and found[2] is not None
+
+    def login(self, username: str, password: str) -> User | None:
+        """The active admin ``username`` if ``password`` is theirs, else None (the same
+        work either way). A hash made with older parameters is replaced."""
+        found = self.store.login_of(username.strip())
+        stored = found[2] if found is not None else None
+        if not verify_password(stored, password) or found is None or not found[1]:
+            return None
+        if stored is not None and needs_rehash(stored):
+            self.store.set_password_hash(found[0], hash_password(password))
+        return self.get(found[0])
 
     def activate(self, user: str | int) -> User:
         return self.update_items(user, ["active=true"])
@@ -266,7 +299,7 @@ class Users:
     def add_group(self, name: str) -> Group:
         checked = check_group_name(name)
         if self.store.add_group(checked) is None:
-            raise DirectoryError(f"group {checked!r} exists already", names=(checked,))
+            raise NameTakenError(f"group {checked!r} exists already", names=(checked,))
         return next(g for g in self.groups() if g.name == checked)
 
     def members(

@@ -18,7 +18,8 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from postroom.cli.common import EXIT_FAILED, err
+from postroom.errors import EXIT_FAILED
+from postroom.runtime.logs import say
 from postroom.settings import Configuration
 
 #: A process that ends by itself is started again after this long, doubling each time
@@ -102,10 +103,9 @@ class WorkerProcesses:
             self._delays[index] = RESTART_FIRST
         delay = self._delays[index]
         self._delays[index] = min(RESTART_MOST, delay * 2)
-        err.print(
+        say(
             f"worker process {process.pid} ended by itself ({_describe(process.exitcode)}); "
-            f"starting another in {delay:g}s",
-            markup=False,
+            f"starting another in {delay:g}s"
         )
         if self._stopping.wait(delay):
             return

@@ -1,0 +1,20 @@
+"""Every page of the console, as one router."""
+
+from fastapi import APIRouter
+
+from postroom.service.console import (
+    auth,
+    broadcasts,
+    dashboard,
+    outbox,
+    people,
+    record,
+    settings,
+    tokens,
+)
+
+router = APIRouter(include_in_schema=False)
+for module in (auth, dashboard, outbox, record, settings, people, broadcasts, tokens):
+    router.include_router(module.router)
+
+__all__ = ["router"]
