@@ -14,9 +14,9 @@ from fastapi.staticfiles import StaticFiles
 from postroom import __version__
 from postroom.runtime import Runtime
 from postroom.service import api, docs, health
-from postroom.service.console.routes import router as console_router
 from postroom.service.console.render import HERE as CONSOLE
 from postroom.service.console.render import page
+from postroom.service.console.routes import router as console_router
 from postroom.service.console.sessions import (
     ConsoleSessions,
     CsrfRefused,

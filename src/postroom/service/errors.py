@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from postroom.errors import (
     AddressError,
@@ -123,6 +124,18 @@ def _field(location: tuple[Any, ...] | list[Any]) -> str | None:
     return ".".join(parts) or None
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at this path (Starlette names only the first
+    route's when two routes share a path, as GET and POST /api/v1/users do)."""
+    found: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        methods = getattr(route, "methods", None)
+        if match != Match.NONE and methods:
+            found.update(methods)
+    return sorted(found)
+
+
 #: Renders an error as a page, for paths that are pages (the console).
 PageMaker = Callable[[Request, int, str], Response]
 
@@ -169,14 +182,19 @@ def install_error_handlers(app: FastAPI, *, pages: PageMaker | None = None) -> N
     async def http_error(request: Request, exc: HTTPException) -> Response:
         codes = {404: "not_found", 405: "method_not_allowed"}
         message = exc.detail if isinstance(exc.detail, str) else "request refused"
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and message == "Not Found":
             message = "no such endpoint; see /api/docs"
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            message = f"{request.method} is not allowed here; use {', '.join(allowed)}"
         return answer(
             request,
             exc.status_code,
             codes.get(exc.status_code, "http_error"),
             message,
-            headers=exc.headers,
+            headers=headers,
         )
 
     @app.exception_handler(PostroomError)

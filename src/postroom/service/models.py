@@ -12,10 +12,16 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Addresses = Annotated[list[str], Field(default_factory=list, max_length=1000)]
+#: A user or group, by name or by id.
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+Id = Annotated[int, Field(ge=0, le=2**62)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields are refused, and values are not coerced (``0`` is
+    not ``false``, ``"1"`` is not ``1``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # -- messages ----------------------------------------------------------------------------
@@ -132,7 +138,7 @@ class UserIn(Strict):
     email: str | None = Field(default=None, max_length=320)
     admin: bool | None = None
     active: bool | None = None
-    groups: list[str] = Field(default_factory=list, max_length=100)
+    groups: list[Name] = Field(default_factory=list, max_length=100)
 
 
 class UserOut(BaseModel):
@@ -168,8 +174,8 @@ class BroadcastIn(Strict):
     text: str
     html: bool = Field(default=False, description="The text is HTML (a text part is made).")
     everyone: bool = False
-    groups: list[str | int] = Field(default_factory=list, max_length=1000)
-    users: list[str | int] = Field(default_factory=list, max_length=100_000)
+    groups: list[Name | Id] = Field(default_factory=list, max_length=1000)
+    users: list[Name | Id] = Field(default_factory=list, max_length=100_000)
     inactive: bool = False
     cc: Addresses
     bcc: Addresses

@@ -88,20 +88,24 @@ def serve(
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             stopping.append(signum)
 
+        # Ours from before uvicorn takes them until the worker has drained: uvicorn
+        # raises the signal again once it stops, and a second SIGTERM while messages
+        # are finishing must not cut them off.
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             asyncio.run(_run(app, sock, web.bind.host, web.bind.port, config, capture))
+            if worker is not None:
+                say("stopping: finishing messages in flight ...")
+                stats = runtime.stop_delivery()
+                if stats is not None:
+                    say(
+                        f"delivered {stats.sent}, deferred {stats.deferred}, "
+                        f"failed {stats.failed}"
+                        + (f", paused {stats.paused} time(s)" if stats.paused else "")
+                    )
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        if worker is not None:
-            say("stopping: finishing messages in flight ...")
-            stats = runtime.stop_delivery()
-            if stats is not None:
-                say(
-                    f"delivered {stats.sent}, deferred {stats.deferred}, failed {stats.failed}"
-                    + (f", paused {stats.paused} time(s)" if stats.paused else "")
-                )
     say("postroom serve stopped")
     return 0
 

@@ -184,7 +184,16 @@ MAILBOX = Kind("address", _parse_address(allow_name=True, allow_empty=False))
 MAILBOX_OPTIONAL = Kind("address", _parse_address(allow_name=True, allow_empty=True))
 ADDRESS_LIST = Kind("address list", _parse_address_list, show=", ".join, to_toml=list, to_json=list)
 TRANSPORT = Kind("transport", _parse_transport)
-DATABASE_URL = Kind("url", _parse_database_url)
+_URL_PASSWORD = re.compile(r"^([a-z][\w+.-]*://[^:/@]*:).*@", re.IGNORECASE)
+
+
+def mask_url_password(url: str) -> str:
+    """``scheme://user:********@host/...``: a URL as a person may see it (up to the
+    last ``@``: an unencoded ``@`` in a password is masked too)."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", url)
+
+
+DATABASE_URL = Kind("url", _parse_database_url, show=mask_url_password)
 PUBLIC_URL = Kind("url", _parse_public_url)
 FAULTS = Kind(
     "fault rules (JSON)",

@@ -6,6 +6,8 @@ still verifies against a dummy hash, so the time taken tells nothing about accou
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -15,7 +17,12 @@ MIN_LENGTH = 10
 MAX_LENGTH = 1024  # argon2 takes any length; a cap keeps a request from costing much
 
 _hasher = PasswordHasher()
-_DUMMY = _hasher.hash("postroom: no such user, no such password")
+
+
+@functools.cache
+def _dummy() -> str:
+    """Made on first use, not at import: a hash costs tens of milliseconds."""
+    return _hasher.hash("postroom: no such user, no such password")
 
 
 def check_password(password: str, *, username: str) -> str:
@@ -41,7 +48,7 @@ def verify_password(stored: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _hasher.verify(stored or _DUMMY, password) and stored is not None
+        return _hasher.verify(stored or _dummy(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

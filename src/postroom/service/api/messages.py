@@ -89,10 +89,12 @@ def list_messages(
     type: Annotated[str | None, Query(max_length=64, description="Notification type.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[
-        str | None, Query(max_length=20, description="next_cursor of the previous page.")
+        str | None,
+        Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page."),
     ] = None,
 ) -> MessagePage:
     """Messages newest first, a page at a time, each with every recipient's state."""
+    status = status or None
     if status is not None and status not in MESSAGE_STATES:
         raise ApiError(
             400,
@@ -100,11 +102,7 @@ def list_messages(
             f"status {status!r} is not one of {', '.join(MESSAGE_STATES)}",
             field="status",
         )
-    before = None
-    if cursor is not None:
-        if not cursor.isdigit() or int(cursor) > 2**62:
-            raise ApiError(400, "bad_parameter", "cursor is not one this API gave", field="cursor")
-        before = int(cursor)
+    before = int(cursor) if cursor else None
     found = queries.list_messages(
         runtime.postroom.engine, status=status, to=to, type=type, before_id=before, limit=limit + 1
     )
