@@ -168,10 +168,13 @@ class Postroom:
 
     def enqueue(self, items: Iterable[Mapping[str, Any]]) -> list[Enqueued]:
         """Like :meth:`send_many`, returning ids, Message-IDs and whether each is new."""
-        prepared = [self._prepare(index, item) for index, item in enumerate(items)]
+        prepared = [self.prepare(item, index=index) for index, item in enumerate(items)]
         return self.outbox.enqueue(prepared)
 
-    def _prepare(self, index: int, item: Mapping[str, Any]) -> NewMessage:
+    def prepare(self, item: Mapping[str, Any], *, index: int = 0) -> NewMessage:
+        """Compose one item (the keyword arguments of :meth:`send`) into the message
+        the outbox stores, or raise the MessageError that says what is wrong with it;
+        nothing is stored (``outbox.enqueue`` does that)."""
         known = {
             "to", "subject", "text", "html", "cc", "bcc", "type", "idempotency_key",
             "attachments", "headers", "actor_name", "reply_to", "thread_id", "from_", "held",

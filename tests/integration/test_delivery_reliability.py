@@ -28,7 +28,8 @@ from tests.support.smtpd import Recorder, SilentServer, SMTPServer, start_server
 from tests.support.waiting import wait_until
 
 from postroom import Postroom
-from postroom.delivery.worker import RECORD_EVERY, RunStats, Worker
+from postroom.delivery.results import RECORD_EVERY, RunStats
+from postroom.delivery.worker import Worker
 from postroom.store.queries import get_message
 
 FAST_RETRY = {"delivery.backoff_min": "0", "delivery.backoff_max": "0"}

@@ -358,6 +358,9 @@ def listen(host: str, port: int, *, backlog: int = 128) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it: small replies go out at once instead of
+        # waiting for the peer's delayed ACK (40 ms a request over keep-alive).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(backlog)
         sock.setblocking(False)

@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 
@@ -26,6 +25,7 @@ from postroom.delivery.doorbell import Doorbell
 from postroom.delivery.events import WorkerEvents
 from postroom.delivery.policy import RetryPolicy, decide
 from postroom.delivery.ratelimit import SharedPace
+from postroom.delivery.results import Feed, Results, RunStats
 from postroom.errors import TransportConfigError, TransportError
 from postroom.message.envelope import Envelope
 from postroom.settings import Configuration
@@ -36,35 +36,12 @@ from postroom.transport import SendResult, Transport, build_transport
 
 logger = logging.getLogger("postroom.worker")
 
-RECORD_EVERY = 100  # results kept in memory before a commit: bounds duplicates after a crash
 FIRST_PAUSE = 5.0
 #: A message whose data is held back until the next one's commands (pipelining) is
 #: sent on its own instead when the rate limit would hold it longer than this.
 LONGEST_PIPELINE_WAIT = 0.5
 #: The row of the rate_limits table that delivery.rate_limit is kept in.
 RATE_LIMIT_NAME = "delivery"
-
-
-@dataclass
-class RunStats:
-    sent: int = 0
-    deferred: int = 0
-    failed: int = 0
-    paused: int = 0
-    errors: int = 0  # database failures the worker waited out
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def count(self, outcomes: list[MessageOutcome]) -> None:
-        with self._lock:
-            for outcome in outcomes:
-                if outcome.status == "sent":
-                    self.sent += 1
-                elif outcome.status == "deferred":
-                    self.deferred += 1
-                elif outcome.status == "failed":
-                    self.failed += 1
-                else:
-                    self.paused += 1
 
 
 class Worker:
@@ -235,7 +212,7 @@ class Worker:
         batch carries on over a fresh connection.
         """
         deadline = time.monotonic() + self.lease / 2
-        results = _Results(self, owner)
+        results = Results(self.record, owner)
         # Every recipient already settled (an earlier attempt was recorded for all of
         # them but the message's own state was not): just close the books.
         todo = [m for m in batch if m.recipients]
@@ -259,7 +236,7 @@ class Worker:
         self,
         todo: list[ClaimedMessage],
         transport: Transport | None,
-        results: _Results,
+        results: Results,
         deadline: float,
         rng: random.Random,
         pace: SharedPace | None,
@@ -270,7 +247,7 @@ class Worker:
             sendable = todo[position:]
             done = 0
             started = time.time()
-            feed = _Feed()
+            feed = Feed()
             try:
                 if transport is None:
                     transport = self._factory()
@@ -311,7 +288,7 @@ class Worker:
         messages: list[ClaimedMessage],
         deadline: float,
         pace: SharedPace | None,
-        feed: _Feed,
+        feed: Feed,
     ) -> Iterator[tuple[Envelope, bytes]]:
         for index, message in enumerate(messages):
             if self._stop.is_set() or time.monotonic() > deadline or self._is_paused():
@@ -416,32 +393,6 @@ class Worker:
             return True
         self._stop.wait(remaining)
         return self._stop.is_set()
-
-
-@dataclass
-class _Feed:
-    """Why the messages handed to one ``send_many`` stopped early."""
-
-    waits_for_slot: bool = False  # for the rate limit's next slot: carry on after it
-
-
-class _Results:
-    """Outcomes of one batch, committed every RECORD_EVERY messages: a crash can then
-    repeat at most that many messages the server had already accepted."""
-
-    def __init__(self, worker: Worker, owner: str) -> None:
-        self._worker = worker
-        self._owner = owner
-        self._pending: list[MessageOutcome] = []
-
-    def add(self, outcome: MessageOutcome) -> None:
-        self._pending.append(outcome)
-        if len(self._pending) >= RECORD_EVERY:
-            self.flush()
-
-    def flush(self) -> None:
-        self._worker.record(self._owner, self._pending)
-        self._pending = []
 
 
 def _close(transport: Transport | None) -> None:

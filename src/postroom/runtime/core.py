@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from postroom.app import Postroom
 from postroom.delivery.doorbell import Doorbell
 from postroom.delivery.events import WorkerEvents
-from postroom.delivery.worker import RunStats, Worker
+from postroom.delivery.results import RunStats
+from postroom.delivery.worker import Worker
 from postroom.errors import ConfigError
 from postroom.runtime.status import AllEvents, StatusEvents
 from postroom.settings import Configuration, load, update_file

@@ -27,6 +27,7 @@ from postroom.service.deps import ServiceState
 from postroom.service.errors import install_error_handlers
 from postroom.service.gate import ApiGate
 from postroom.service.guards import Guards, served_hosts
+from postroom.service.intake import Intake
 from postroom.service.metrics import Metrics
 from postroom.service.tokens import RateLimiter, TokenChecker
 from postroom.store.web import IdempotentAnswers, Sessions
@@ -48,6 +49,7 @@ def body_limit(max_size: int) -> int:
 
 
 def create_app(runtime: Runtime) -> FastAPI:
+    """The app; :func:`close_app` stops its intake thread once it stops serving."""
     settings = runtime.config.settings
     app = FastAPI(
         title="postroom",
@@ -66,6 +68,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         metrics=Metrics(runtime),
         console=ConsoleSessions(Sessions(engine), lifetime=settings.web.session_lifetime),
         throttle=LoginThrottle(),
+        intake=Intake(runtime.postroom.outbox),
     )
     install_error_handlers(app, pages=_error_page)
     _console_errors(app)
@@ -85,6 +88,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(Guards, served=served_hosts(runtime.config))
     app.openapi_version = "3.1.0"
     return app
+
+
+def close_app(app: FastAPI) -> None:
+    state = app.state.postroom
+    assert isinstance(state, ServiceState)
+    state.intake.close()
 
 
 def _error_page(request: Request, status: int, message: str) -> Response:

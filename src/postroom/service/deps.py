@@ -10,6 +10,7 @@ from fastapi.security import HTTPBearer
 from postroom.runtime import Runtime
 from postroom.service.console.sessions import ConsoleSessions, LoginThrottle
 from postroom.service.errors import ApiError
+from postroom.service.intake import Intake
 from postroom.service.metrics import Metrics
 from postroom.service.tokens import Caller, RateLimiter, TokenChecker
 
@@ -27,6 +28,11 @@ class ServiceState:
     metrics: Metrics
     console: ConsoleSessions
     throttle: LoginThrottle
+    intake: Intake
+
+
+# Dependencies are ``async def``: they only read the request, and a plain ``def`` would
+# cost each request a trip through the thread pool per dependency.
 
 
 def state_of(request: Request) -> ServiceState:
@@ -35,11 +41,15 @@ def state_of(request: Request) -> ServiceState:
     return found
 
 
-def runtime_of(request: Request) -> Runtime:
+async def service_of(request: Request) -> ServiceState:
+    return state_of(request)
+
+
+async def runtime_of(request: Request) -> Runtime:
     return state_of(request).runtime
 
 
-def sender(request: Request, _: object = Depends(bearer)) -> Caller:
+async def sender(request: Request, _: object = Depends(bearer)) -> Caller:
     """Any valid token: send (enqueue) and admin scopes alike."""
     caller = getattr(request.state, "caller", None)
     if not isinstance(caller, Caller):  # the gate answers 401 first; never reached
@@ -47,7 +57,7 @@ def sender(request: Request, _: object = Depends(bearer)) -> Caller:
     return caller
 
 
-def admin(caller: Caller = Depends(sender)) -> Caller:
+async def admin(caller: Caller = Depends(sender)) -> Caller:
     """A token with the admin scope."""
     if not caller.admin:
         raise ApiError(

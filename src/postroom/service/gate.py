@@ -162,25 +162,37 @@ class ApiGate:
         if known is not None:
             await _answer_again(known, digest)(scope, receive, send)
             return
-        status = 0
-        content_type = "application/json"
+        # The answer is kept before the client has it: a repeat sent the moment the
+        # first answer arrives finds it.
+        start: Message | None = None
         parts: list[bytes] = []
 
         async def keep(message: Message) -> None:
-            nonlocal status, content_type
+            nonlocal start
             if message["type"] == "http.response.start":
-                status = int(message["status"])
-                content_type = Headers(raw=message.get("headers", [])).get(
-                    "content-type", content_type
+                start = message
+                return
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            parts.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            assert start is not None
+            status = int(start["status"])
+            if 200 <= status < 300:
+                content_type = Headers(raw=start.get("headers", [])).get(
+                    "content-type", "application/json"
                 )
-            elif message["type"] == "http.response.body":
-                parts.append(message.get("body", b""))
-            await send(message)
+                answer = RememberedAnswer(digest, status, content_type, b"".join(parts))
+                kept = await to_thread.run_sync(self.answers.remember, owner, key, answer)
+                if kept != answer:  # a twin request with the key got there first
+                    await _answer_again(kept, digest)(scope, receive, send)
+                    return
+            await send(start)
+            await send({"type": "http.response.body", "body": b"".join(parts)})
 
         await self.app(scope, _replay(body, receive), keep)
-        if 200 <= status < 300:
-            answer = RememberedAnswer(digest, status, content_type, b"".join(parts))
-            await to_thread.run_sync(self.answers.remember, owner, key, answer)
 
 
 def _answer_again(known: RememberedAnswer, digest: str) -> Answer:

@@ -10,6 +10,7 @@ after committing what it acknowledged, and exits 0.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 import signal
@@ -21,7 +22,7 @@ import uvicorn
 from postroom.capture.server import CaptureService
 from postroom.runtime import Runtime, describe_route, say, setup_logging, shown_database
 from postroom.runtime.capture import announce_capture, capture_service, check_bind, listen_on
-from postroom.service.app import create_app
+from postroom.service.app import close_app, create_app
 from postroom.settings import Configuration
 from postroom.store.capture import CaptureStore
 from postroom.store.directory_schema import ROOT_USERNAME
@@ -93,7 +94,10 @@ def serve(
         # are finishing must not cut them off.
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            asyncio.run(_run(app, sock, web.bind.host, web.bind.port, config, capture))
+            try:
+                asyncio.run(_run(app, sock, web.bind.host, web.bind.port, config, capture))
+            finally:
+                close_app(app)
             if worker is not None:
                 say("stopping: finishing messages in flight ...")
                 stats = runtime.stop_delivery()
@@ -134,6 +138,9 @@ async def _run(
     )
     if capture is not None:
         await capture[0].start(capture[1])
+    # What start-up loaded (FastAPI, SQLAlchemy, pydantic's models) stays out of the
+    # collector's way: full collections then walk only what requests allocate.
+    gc.freeze()
     try:
         await server.serve(sockets=[sock])
     finally:

@@ -33,6 +33,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from postroom.store.bulk import BulkStatement
 from postroom.store.engine import is_sqlite
+from postroom.store.group_commit import GroupCommit
 from postroom.store.records import (
     ClaimedMessage,
     ClaimedRecipient,
@@ -112,6 +113,10 @@ class Outbox:
         self._skip_locked = not is_sqlite(engine)
         self._claims: dict[int, Update] = {}
         self._on_due = on_due
+        # Enqueues from threads at once share a transaction (see store.group_commit).
+        self._group: GroupCommit[NewMessage, Enqueued] = GroupCommit(
+            lambda items: self._commit(items, time.time())
+        )
 
     def _made_due(self) -> None:
         if self._on_due is not None:
@@ -123,18 +128,22 @@ class Outbox:
         """Commit ``items`` in one transaction and return their ids, in order.
 
         An item whose idempotency key is already known returns the earlier message
-        instead of creating a second one (also within ``items``).
+        instead of creating a second one (also within ``items``). Calls from several
+        threads at once may share one transaction (group commit); each still returns
+        only when its items are committed.
         """
-        now = time.time() if now is None else now
-        try:
-            results = self._enqueue_once(items, now)
-        except IntegrityError:
-            # Another process committed the same idempotency key between our check and
-            # our insert: run again, and the check now finds it.
-            results = self._enqueue_once(items, now)
+        results = self._commit(items, now) if now is not None else self._group.submit(items)
         if any(result.created for result in results):
             self._made_due()
         return results
+
+    def _commit(self, items: Sequence[NewMessage], now: float) -> list[Enqueued]:
+        try:
+            return self._enqueue_once(items, now)
+        except IntegrityError:
+            # Another process committed the same idempotency key between our check and
+            # our insert: run again, and the check now finds it.
+            return self._enqueue_once(items, now)
 
     def _enqueue_once(self, items: Sequence[NewMessage], now: float) -> list[Enqueued]:
         with self.engine.begin() as connection:

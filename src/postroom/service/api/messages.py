@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query
 
 from postroom.message import Attachment
 from postroom.runtime import Runtime
-from postroom.service.deps import admin, runtime_of, sender
+from postroom.service.deps import ServiceState, admin, runtime_of, sender, service_of
 from postroom.service.errors import ApiError
 from postroom.service.models import (
     Accepted,
@@ -30,37 +30,36 @@ MessageId = Annotated[int, Path(ge=1, le=2**62, description="The message's id.")
 
 
 @router.post("/messages", status_code=202, response_model=Accepted)
-def send_message(
+async def send_message(
     body: MessageIn,
     caller: Annotated[Caller, Depends(sender)],
-    runtime: Annotated[Runtime, Depends(runtime_of)],
+    service: Annotated[ServiceState, Depends(service_of)],
     idempotency_key: Annotated[
         str | None,
         Header(max_length=255, description="The same key and body return the first answer."),
     ] = None,
 ) -> Accepted:
     """Compose one message and commit it to the outbox; delivery starts at once."""
-    queued = runtime.postroom.enqueue(
-        [
-            {
-                "to": body.to,
-                "cc": body.cc,
-                "bcc": body.bcc,
-                "subject": body.subject,
-                "text": body.text,
-                "html": body.html,
-                "type": body.type,
-                "headers": body.headers,
-                "reply_to": body.reply_to,
-                "attachments": [_attachment(index, a) for index, a in enumerate(body.attachments)],
-                "held": body.hold,
-                # Per token: two clients may pick the same key without meeting.
-                "idempotency_key": None
-                if idempotency_key is None
-                else f"api:{caller.token_id}:{idempotency_key}",
-            }
-        ]
-    )[0]
+    prepared = service.runtime.postroom.prepare(
+        {
+            "to": body.to,
+            "cc": body.cc,
+            "bcc": body.bcc,
+            "subject": body.subject,
+            "text": body.text,
+            "html": body.html,
+            "type": body.type,
+            "headers": body.headers,
+            "reply_to": body.reply_to,
+            "attachments": [_attachment(index, a) for index, a in enumerate(body.attachments)],
+            "held": body.hold,
+            # Per token: two clients may pick the same key without meeting.
+            "idempotency_key": None
+            if idempotency_key is None
+            else f"api:{caller.token_id}:{idempotency_key}",
+        }
+    )
+    queued = await service.intake.submit(prepared)
     return Accepted(id=queued.id, message_id=queued.message_id)
 
 
