@@ -56,11 +56,11 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def shot(page: Page, name: str) -> None:
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
     folder = screenshots_dir()
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(folder / f"{name}.png"), full_page=full_page)
 
 
 def log_in(page: Page, service: Service) -> None:
@@ -95,7 +95,7 @@ def test_log_in_and_run_a_test_email(page: Page, service: Service, smtp: SMTPSer
     expect(diagnosis).to_have_attribute("data-diagnosis", "ok")
     expect(page.locator('[data-step="connect"]')).to_contain_text("✓")
     expect(diagnosis).to_contain_text("Test message sent to ops@lab.example")
-    shot(page, "settings")
+    shot(page, "settings", full_page=False)
     wait_until(lambda: any("ops@lab.example" in m.rcpt_tos for m in smtp.messages), 15)
 
 
@@ -276,4 +276,4 @@ def test_tokens_page_shows_a_new_token_once(page: Page, service: Service) -> Non
     shot(page, "tokens")
     page.goto(service.url + "/api/docs")
     expect(page.locator(".swagger-ui .title")).to_contain_text("postroom")
-    shot(page, "api-docs")
+    shot(page, "api-docs", full_page=False)

@@ -44,27 +44,40 @@ class TokenChecker:
         self._cache: dict[str, tuple[float, Caller | None]] = {}
         self._touched: dict[int, float] = {}
 
-    def check(self, token: str) -> Caller | None:
-        """The caller ``token`` belongs to, or None. Blocking: database I/O."""
-        digest = hashlib.sha256(token.encode()).hexdigest()
+    def remembered(self, token: str) -> tuple[bool, Caller | None]:
+        """(known, caller) from the last few seconds' checks, without any I/O: when
+        ``known`` is false, :meth:`check` must ask the database."""
+        hit = self._cache.get(_digest(token))
+        if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:
+            return True, hit[1]
+        return False, None
+
+    def due_for_touch(self, caller: Caller) -> bool:
+        """Whether ``last_used_at`` should be written now (at most once a minute)."""
         now = time.monotonic()
         with self._lock:
-            hit = self._cache.get(digest)
-        if hit is not None and now - hit[0] < CACHE_SECONDS:
-            caller = hit[1]
-        else:
+            if now - self._touched.get(caller.token_id, -TOUCH_EVERY) < TOUCH_EVERY:
+                return False
+            self._touched[caller.token_id] = now
+        return True
+
+    def check(self, token: str) -> Caller | None:
+        """The caller ``token`` belongs to, or None. Blocking: database I/O."""
+        known, caller = self.remembered(token)
+        if not known:
             info = self.tokens.verify(token)
             caller = None if info is None else _caller(info)
             with self._lock:
                 if len(self._cache) > 10_000:  # a flood of made-up tokens
                     self._cache.clear()
-                self._cache[digest] = (now, caller)
-        if caller is not None and now - self._touched.get(caller.token_id, -TOUCH_EVERY) >= (
-            TOUCH_EVERY
-        ):
-            self._touched[caller.token_id] = now
+                self._cache[_digest(token)] = (time.monotonic(), caller)
+        if caller is not None and self.due_for_touch(caller):
             self.tokens.touch(caller.token_id)
         return caller
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _caller(info: TokenInfo) -> Caller:
