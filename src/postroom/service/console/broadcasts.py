@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from postroom.broadcast import BroadcastRequest
@@ -67,20 +67,32 @@ def _split(text: str) -> list[str]:
     return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
 
 
-def _draft(
-    subject: str,
-    text: str,
-    html: str,
-    audience: str,
-    groups: list[str],
-    users: str,
-    inactive: str,
-    cc: str,
-    bcc: str,
+def draft_form(
+    subject: Annotated[str, Form(max_length=998)] = "",
+    text: Annotated[str, Form(max_length=1_000_000)] = "",
+    html: Annotated[str, Form()] = "",
+    audience: Annotated[str, Form()] = "everyone",
+    groups: Annotated[list[str] | None, Form()] = None,
+    users: Annotated[str, Form(max_length=100_000)] = "",
+    inactive: Annotated[str, Form()] = "",
+    cc: Annotated[str, Form(max_length=10_000)] = "",
+    bcc: Annotated[str, Form(max_length=10_000)] = "",
 ) -> Draft:
+    """The compose form (and the confirm step's hidden copy of it) as a Draft."""
     return Draft(
-        subject, text, html == "true", audience, groups, users, inactive == "true", cc, bcc
+        subject,
+        text,
+        html == "true",
+        audience,
+        groups or [],
+        users,
+        inactive == "true",
+        cc,
+        bcc,
     )
+
+
+DraftForm = Annotated[Draft, Depends(draft_form)]
 
 
 def _compose(
@@ -106,20 +118,7 @@ def compose(request: Request, admin: AdminPage) -> HTMLResponse:
 
 
 @router.post("/console/broadcasts/confirm")
-def confirm(
-    request: Request,
-    admin: AdminForm,
-    subject: Annotated[str, Form(max_length=998)] = "",
-    text: Annotated[str, Form(max_length=1_000_000)] = "",
-    html: Annotated[str, Form()] = "",
-    audience: Annotated[str, Form()] = "everyone",
-    groups: Annotated[list[str] | None, Form()] = None,
-    users: Annotated[str, Form(max_length=100_000)] = "",
-    inactive: Annotated[str, Form()] = "",
-    cc: Annotated[str, Form(max_length=10_000)] = "",
-    bcc: Annotated[str, Form(max_length=10_000)] = "",
-) -> Response:
-    draft = _draft(subject, text, html, audience, groups or [], users, inactive, cc, bcc)
+def confirm(request: Request, admin: AdminForm, draft: DraftForm) -> Response:
     runtime = state_of(request).runtime
     asked = draft.request(by=admin.username)
     try:
@@ -140,20 +139,7 @@ def confirm(
 
 
 @router.post("/console/broadcasts/send")
-def send(
-    request: Request,
-    admin: AdminForm,
-    subject: Annotated[str, Form(max_length=998)] = "",
-    text: Annotated[str, Form(max_length=1_000_000)] = "",
-    html: Annotated[str, Form()] = "",
-    audience: Annotated[str, Form()] = "everyone",
-    groups: Annotated[list[str] | None, Form()] = None,
-    users: Annotated[str, Form(max_length=100_000)] = "",
-    inactive: Annotated[str, Form()] = "",
-    cc: Annotated[str, Form(max_length=10_000)] = "",
-    bcc: Annotated[str, Form(max_length=10_000)] = "",
-) -> Response:
-    draft = _draft(subject, text, html, audience, groups or [], users, inactive, cc, bcc)
+def send(request: Request, admin: AdminForm, draft: DraftForm) -> Response:
     runtime = state_of(request).runtime
     try:
         broadcast_id = start_broadcast(runtime, draft.request(by=admin.username))

@@ -72,7 +72,13 @@ def add_user(
 @router.get("/console/users/{user}")
 def user_page(
     request: Request, admin: AdminPage, user: UserPk, notice: str | None = None
-) -> HTMLResponse:
+) -> Response:
+    return _user_page(request, admin, user, notice=notice)
+
+
+def _user_page(
+    request: Request, admin: Admin, user: int, *, status_code: int = 200, **context: Any
+) -> Response:
     runtime = state_of(request).runtime
     users = runtime.postroom.users
     try:
@@ -84,9 +90,10 @@ def user_page(
         "user.html",
         admin,
         runtime,
+        status_code=status_code,
         u=found,
         has_password=users.has_password(user),
-        notice=notice,
+        **context,
     )
 
 
@@ -141,22 +148,7 @@ def set_password(
 
 
 def _problem_on_user(request: Request, admin: Admin, user: int, problem: str) -> Response:
-    runtime = state_of(request).runtime
-    users = runtime.postroom.users
-    try:
-        found = users.get(user)
-    except NotFoundError:
-        return not_found(request, admin, runtime, f"There is no user {user}.")
-    return page(
-        request,
-        "user.html",
-        admin,
-        runtime,
-        status_code=422,
-        u=found,
-        has_password=users.has_password(user),
-        problem=problem,
-    )
+    return _user_page(request, admin, user, status_code=422, problem=problem)
 
 
 @router.post("/console/groups")
