@@ -64,6 +64,34 @@ def _unquote(name: str) -> str:
     return name
 
 
+def _check_bare_name(name: str, text: str) -> None:
+    """Refuse an unquoted display name that a reader could split another way.
+
+    ``a(b <bob@example.org>`` or ``x"y <bob@example.org>`` may be split differently by
+    another parser (the CVE-2023-27043 class): a name with a ``<``, ``>`` or ``"``, or
+    parentheses that do not pair up, is refused, not guessed at.
+    """
+    if "<" in name or ">" in name:
+        # "A <a@x> B <b@x>" would otherwise silently become one mailbox, b@x.
+        raise AddressError(
+            f"{text!r} holds more than one address; give one address per entry "
+            "(quote a display name that has < or > in it)",
+            address=text,
+        )
+    depth = 0
+    for char in name:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if '"' in name or depth != 0:
+        raise AddressError(
+            f"{text!r}: the name before <...> holds a quote or unpaired parentheses, so "
+            "another program could read it as another address; give the address alone, "
+            'or put the name in double quotes ("Name" <addr>)',
+            address=text,
+        )
+
+
 def parse_address(text: str, *, allow_name: bool = True) -> Address:
     """Parse ``addr`` or ``Name <addr>``; raise AddressError naming the problem.
 
@@ -86,11 +114,12 @@ def _parse_address(text: str, allow_name: bool) -> Address:
             )
         raw_name, spec = match.group(1).strip(), match.group(2).strip()
         name = _unquote(raw_name)
-        if name == raw_name and ("<" in name or ">" in name):
-            # "A <a@x> B <b@x>" would otherwise silently become one mailbox, b@x.
+        if name == raw_name:
+            _check_bare_name(name, text)
+        if "@" in name:
             raise AddressError(
-                f"{text!r} holds more than one address; give one address per entry "
-                "(quote a display name that has < or > in it)",
+                f"{text!r}: the display name holds an @, so it reads as another address "
+                "than the one mail goes to; give the address alone, or a name without @",
                 address=text,
             )
     if not spec:

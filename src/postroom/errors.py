@@ -16,6 +16,7 @@
     ├── BroadcastError               a broadcast cannot be made as asked (no recipients, blank body)
     ├── TokenError                   an API token name is taken, unknown or not allowed
     ├── ListenError                  a server cannot listen on its address (in use, refused)
+    ├── StorageError                 the home folder or the database cannot be used (path, fix)
     └── TransportError               delivery through a transport failed
         ├── ConnectError             resolve / TCP connect failed or timed out (host, port)
         ├── ServerDisconnected       the peer closed the connection mid-conversation
@@ -135,6 +136,35 @@ class BroadcastError(PostroomError):
 
 class TokenError(PostroomError):
     """An API token cannot be made or found as asked (name taken, unknown, bad scope)."""
+
+
+class StorageError(PostroomError):
+    """The home folder or the database cannot be read or written: read-only, full,
+    missing, unreachable or locked. Not the input's fault: the environment's."""
+
+    def __init__(self, message: str, *, fix: str) -> None:
+        self.fix = fix
+        super().__init__(f"{message}; {fix}")
+
+
+def storage_error(exc: OSError, *, doing: str) -> StorageError:
+    """One line for an OSError met while ``doing`` something with a file or folder."""
+    import errno
+
+    where = f" {exc.filename}" if exc.filename else ""
+    reason = exc.strerror or str(exc)
+    fixes = {
+        errno.ENOSPC: "free some disk space (nothing was half-written)",
+        errno.EROFS: "the file system is read-only: choose a writable home with --home "
+        "or POSTROOM_HOME",
+        errno.EACCES: "check the permissions, or choose another home with --home or POSTROOM_HOME",
+        errno.EPERM: "check the permissions, or choose another home with --home or POSTROOM_HOME",
+        errno.ENOTDIR: "part of the path is a file, not a folder: choose another home "
+        "with --home or POSTROOM_HOME",
+        errno.ENOENT: "check that the folder exists, or choose another home",
+    }
+    fix = fixes.get(exc.errno or 0, "check the path and its permissions")
+    return StorageError(f"cannot {doing}{where}: {reason}", fix=fix)
 
 
 class ListenError(PostroomError):

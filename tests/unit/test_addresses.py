@@ -150,3 +150,29 @@ def test_fast_path_agrees_with_email_validator(local: str, labels: list[str], tl
         return  # the fast path declined: email-validator decides, as before
     checked = validate_email(spec, check_deliverability=False, allow_smtputf8=True)
     assert fast == f"{checked.local_part}@{checked.ascii_domain}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "alice@example.org)<bob@example.org>",
+        "alice@example.org <bob@example.org>",
+        '"alice@example.org" <bob@example.org>',
+        "Alice (lab <bob@example.org>",
+        "Alice) (lab <bob@example.org>",
+        'Al"ice <bob@example.org>',
+        "Alice <a@example.org> Bob <bob@example.org>",
+    ],
+)
+def test_a_name_that_could_be_read_as_another_address_is_refused(text: str) -> None:
+    with pytest.raises(AddressError) as refused:
+        parse_address(text)
+    assert "\n" not in str(refused.value)
+    assert "give the address alone" in str(refused.value) or "one address per entry" in str(
+        refused.value
+    )
+
+
+def test_a_name_with_paired_parentheses_is_fine() -> None:
+    address = parse_address("Alice (lab 3) <alice@example.org>")
+    assert (address.name, address.addr_spec) == ("Alice (lab 3)", "alice@example.org")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from postroom.errors import HeaderError, MessageError
+from postroom.errors import AddressError, HeaderError, MessageError
 from postroom.headers import check_header_text, check_header_value
 from postroom.message import Attachment, ComposePolicy, OutgoingMessage, compose, safe_filename
 
@@ -150,13 +150,18 @@ def test_message_id_with_line_break_is_refused() -> None:
         compose(message(message_id="<a@example.org>\r\nBcc: x@evil.example"), POLICY)
 
 
-def test_long_display_name_holding_an_address_stays_one_mailbox() -> None:
-    # Python 3.11's own folder drops the quotes here and bob@evil.example becomes a To.
-    name = "x" * 70 + ", bob@evil.example"
+def test_long_display_name_with_a_comma_stays_one_mailbox() -> None:
+    # Python 3.11's own folder drops the quotes here and splits the name at the comma.
+    name = "x" * 70 + ", Bob Evil"
     got = parse(compose(message(to=(f'"{name}" <jane@example.org>',)), POLICY).as_bytes())
     assert [(a.display_name, a.addr_spec) for a in got["To"].addresses] == [
         (name, "jane@example.org")
     ]
+
+
+def test_a_display_name_holding_an_address_is_refused() -> None:
+    with pytest.raises(AddressError, match="display name holds an @"):
+        compose(message(to=('"x, bob@evil.example" <jane@example.org>',)), POLICY)
 
 
 def test_long_actor_name_with_a_colon_does_not_become_a_group() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 from rich.markup import escape
+from sqlalchemy.exc import DBAPIError
 
 from postroom.cli import admin as admin_commands
 from postroom.cli import broadcast as broadcast_commands
@@ -32,8 +34,10 @@ from postroom.errors import (
     MessageError,
     PostroomError,
     TokenError,
+    storage_error,
 )
 from postroom.settings import Home
+from postroom.store.engine import database_failure, database_url
 
 app = typer.Typer(
     name="postroom",
@@ -81,6 +85,7 @@ def root(
     ] = None,
 ) -> None:
     ctx.obj = CliState(home=Home.resolve(home), flags=parse_flag_settings(set_ or []))
+    _running[:] = [ctx.obj]
 
 
 def main() -> None:
@@ -93,3 +98,30 @@ def main() -> None:
     except PostroomError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise SystemExit(EXIT_FAILED) from None
+    except DBAPIError as exc:  # the database failed after it opened (full, locked, gone)
+        failure = database_failure(exc, _database_url())
+        err.print(f"[red]error:[/red] {escape(str(failure))}")
+        raise SystemExit(EXIT_FAILED) from None
+    except OSError as exc:
+        err.print(f"[red]error:[/red] {escape(str(storage_error(exc, doing='use')))}")
+        raise SystemExit(EXIT_FAILED) from None
+    except Exception as exc:
+        if os.environ.get("POSTROOM_DEBUG") == "1":
+            raise
+        err.print(
+            f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))}; "
+            "this is a bug: run again with POSTROOM_DEBUG=1 and report what it prints"
+        )
+        raise SystemExit(EXIT_FAILED) from None
+
+
+#: The command's state, once its options are parsed: errors name its database.
+_running: list[CliState] = []
+
+
+def _database_url() -> str:
+    """The database the command used, for naming it in an error (best effort)."""
+    try:
+        return database_url(_running[0].config()) if _running else ""
+    except PostroomError:
+        return ""

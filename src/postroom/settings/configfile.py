@@ -10,7 +10,7 @@ from typing import Any
 
 import tomli_w
 
-from postroom.errors import ConfigError
+from postroom.errors import ConfigError, storage_error
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -36,12 +36,15 @@ def read_config_file(path: Path) -> dict[str, Any]:
     """The file's values by dotted key; an absent file is empty."""
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
-    except OSError as exc:
+    except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"cannot read {path}: {exc.strerror}", fix="check its permissions"
+            f"{path} is not UTF-8 text (byte {exc.start})",
+            fix="save it as UTF-8, or remove it and set the values again",
         ) from None
+    except OSError as exc:
+        raise storage_error(exc, doing="read") from None
     try:
         return _flatten(tomllib.loads(text))
     except tomllib.TOMLDecodeError as exc:
@@ -51,7 +54,15 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 
 def write_config_file(path: Path, values: dict[str, Any]) -> None:
-    """Replace the file with ``values`` in one step: a reader sees old or new, never half."""
+    """Replace the file with ``values`` in one step: a reader sees old or new, never half.
+    A file system that refuses (read-only, full, no permission) is a StorageError."""
+    try:
+        _write(path, values)
+    except OSError as exc:
+        raise storage_error(exc, doing="write") from None
+
+
+def _write(path: Path, values: dict[str, Any]) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     header = "# postroom settings: edit with `postroom config set KEY VALUE`.\n"
     data = header + tomli_w.dumps(_nest(values))

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from postroom.errors import StorageError, storage_error
+
 HOME_ENV = "POSTROOM_HOME"
 
 
@@ -42,6 +44,15 @@ class Home:
         return self.path / "mail"
 
     def ensure(self) -> Path:
-        """Create the folder (private to its owner) if it does not exist yet."""
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """Create the folder (private to its owner) if it does not exist yet; a path
+        that cannot be a folder here is a StorageError."""
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StorageError(
+                f"the home {self.path} is a file, not a folder",
+                fix="choose another home with --home or POSTROOM_HOME",
+            ) from None
+        except OSError as exc:
+            raise storage_error(exc, doing="create the home folder") from None
         return self.path

@@ -135,6 +135,15 @@ def _parse_transport(raw: Any) -> str:
     return text
 
 
+_URL_PASSWORD = re.compile(r"^([a-z][\w+.-]*://[^:/@]*:).*@", re.IGNORECASE)
+
+
+def mask_url_password(url: str) -> str:
+    """``scheme://user:********@host/...``: a URL as a person may see it (up to the
+    last ``@``: an unencoded ``@`` in a password is masked too)."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", url)
+
+
 def _parse_public_url(raw: Any) -> str:
     text = parse_str(raw).rstrip("/")
     if text and not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#]*)?", text):
@@ -149,7 +158,7 @@ def _parse_database_url(raw: Any) -> str:
     text = parse_str(raw)
     if text and not re.match(r"(sqlite|postgresql)(\+\w+)?://", text):
         raise ValueError(
-            f"{text!r} is not a database URL: use sqlite:///PATH or "
+            f"{mask_url_password(text)!r} is not a database URL: use sqlite:///PATH or "
             "postgresql+psycopg://USER@HOST/DB (empty for SQLite under the home folder)"
         )
     return text
@@ -184,16 +193,7 @@ MAILBOX = Kind("address", _parse_address(allow_name=True, allow_empty=False))
 MAILBOX_OPTIONAL = Kind("address", _parse_address(allow_name=True, allow_empty=True))
 ADDRESS_LIST = Kind("address list", _parse_address_list, show=", ".join, to_toml=list, to_json=list)
 TRANSPORT = Kind("transport", _parse_transport)
-_URL_PASSWORD = re.compile(r"^([a-z][\w+.-]*://[^:/@]*:).*@", re.IGNORECASE)
-
-
-def mask_url_password(url: str) -> str:
-    """``scheme://user:********@host/...``: a URL as a person may see it (up to the
-    last ``@``: an unencoded ``@`` in a password is masked too)."""
-    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", url)
-
-
-DATABASE_URL = Kind("url", _parse_database_url, show=mask_url_password)
+DATABASE_URL = Kind("url", _parse_database_url, show=mask_url_password, to_json=mask_url_password)
 PUBLIC_URL = Kind("url", _parse_public_url)
 FAULTS = Kind(
     "fault rules (JSON)",

@@ -12,8 +12,10 @@ import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 
+from postroom.errors import StorageError
 from postroom.settings import Configuration, Home, Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -78,6 +80,37 @@ def _use_wal(cursor: sqlite3.Cursor) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def database_failure(exc: DBAPIError, url: str) -> StorageError:
+    """One line for a database that cannot be used, the likely fix named; ``url``'s
+    password is masked."""
+    reason = " ".join(str(exc.orig or exc).split())
+    label = f"database {make_url(url).render_as_string(hide_password=True)}" if url else "database"
+    lowered = reason.lower()
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if "unable to open" in lowered or "readonly" in lowered or "read-only" in lowered:
+            fix = (
+                f"the folder of {path} must exist and be writable: fix its permissions, or "
+                "choose another home with --home or POSTROOM_HOME"
+            )
+        elif "disk i/o" in lowered or "full" in lowered:
+            fix = "the disk is full or failing: free some space (committed mail is intact)"
+        elif "locked" in lowered:
+            fix = (
+                f"another process held {path} for longer than {SQLITE_BUSY_TIMEOUT_MS // 1000}"
+                " s: find it (fuser), or move to PostgreSQL for many writers"
+            )
+        else:
+            fix = f"check {path}"
+    elif "password" in lowered or "authentication" in lowered:
+        fix = "check the user and password in database.url"
+    elif "does not exist" in lowered:
+        fix = "create the database, then run `postroom db upgrade`"
+    else:
+        fix = "check database.url and that the database server is running and reachable"
+    return StorageError(f"the {label} cannot be used ({reason})", fix=fix)
 
 
 def reading(connection: Connection) -> Connection:

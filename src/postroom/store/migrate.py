@@ -9,9 +9,10 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from postroom.errors import ConfigError
-from postroom.store.engine import is_sqlite, make_engine
+from postroom.store.engine import database_failure, is_sqlite, make_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -49,9 +50,16 @@ def open_database(url: str) -> Engine:
     this is a ConfigError that says so (no process migrates a shared database by
     surprise)."""
     engine = make_engine(url)
-    if is_sqlite(engine):
-        upgrade(engine)
-    elif not is_current(engine):
+    try:
+        if is_sqlite(engine):
+            upgrade(engine)
+            current = True
+        else:
+            current = is_current(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise database_failure(exc, url) from None
+    if not current:
         engine.dispose()
         raise ConfigError(
             "the database schema is not current",
