@@ -161,7 +161,9 @@ class CaptureServer:
         if self._thread is not None:
             return self
         self._postroom = Postroom(config=self.config)
-        store = CaptureStore(self._postroom.engine)
+        store = CaptureStore(
+            self._postroom.engine, max_bytes=self.config.settings.capture.max_bytes
+        )
         options = CaptureOptions.from_settings(self.config.settings.capture)
         self._service = CaptureService(
             store, options, faults=self._script, on_commit=self._committed

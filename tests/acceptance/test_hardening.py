@@ -55,3 +55,112 @@ def test_a_mis_split_address_is_refused_in_imports_and_the_library(tmp_path: Pat
         with pytest.raises(AddressError):
             postroom.send(to=MIS_SPLIT, subject="s", text="x")
         assert [u.username for u in postroom.users.list()] == ["root"]
+
+
+def test_the_database_password_is_never_shown(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://dbuser:SECRET@127.0.0.1:1/db"
+    env = {"POSTROOM_DATABASE_URL": url}
+    outputs = [
+        run_postroom(tmp_path, *args, env=env).output
+        for args in (
+            ("config", "list"),
+            ("config", "list", "--json"),
+            ("config", "get", "database.url"),
+            ("config", "get", "database.url", "--json"),
+            ("outbox", "list"),
+            ("worker", "--once"),
+        )
+    ]
+    bad = run_postroom(
+        tmp_path, "config", "list", env={"POSTROOM_DATABASE_URL": "mysql://u:SECRET@h/d"}
+    )
+    assert bad.code == 2
+    for output in [*outputs, bad.output]:
+        assert "SECRET" not in output
+    assert "dbuser:********@127.0.0.1" in outputs[0]
+
+
+def test_every_file_under_the_home_is_private(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o755)  # made by the admin, readable by all
+    with Postroom(home, settings={"mail.enabled": "true", "mail.transport": "file"}) as postroom:
+        postroom.send(to="ada@example.org", subject="s", text="t")
+        files = {p.name: p.stat().st_mode & 0o777 for p in home.iterdir()}
+        assert files["postroom.db"] == 0o600
+        assert files["postroom.db-wal"] == 0o600  # the connection is open: WAL in use
+        assert files["postroom.db-shm"] == 0o600
+    assert run_postroom(home, "config", "set", "mail.port", "2525").code == 0
+    done = run_postroom(home, "--set", "mail.enabled=true", "--set", "mail.transport=file",
+                        "worker", "--once")  # fmt: skip
+    assert done.code == 0, done.output
+    assert (home / "postroom.toml").stat().st_mode & 0o777 == 0o600
+    assert (home / "mail").stat().st_mode & 0o777 == 0o700
+    written = list((home / "mail").iterdir())
+    assert written
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in written)
+
+
+def test_a_password_is_read_from_stdin_or_asked_without_echo(tmp_path: Path) -> None:
+    done = run_postroom(tmp_path, "config", "set", "mail.password", "--stdin", stdin="pa ss\n")
+    assert done.code == 0
+    assert "pa ss" not in done.output
+    assert 'password = "pa ss"' in (tmp_path / "postroom.toml").read_text()
+    both = run_postroom(tmp_path, "config", "set", "mail.password", "x", "--stdin", stdin="y\n")
+    assert both.code == 2
+    missing = run_postroom(tmp_path, "config", "set", "mail.host")
+    assert missing.code == 2
+    assert "give a value for mail.host" in missing.stderr
+    asked = typed_at_a_terminal(tmp_path, ["config", "set", "mail.password"], "hidden one\n")
+    assert "mail.password (not shown):" in asked
+    assert "hidden one" not in asked
+    assert 'password = "hidden one"' in (tmp_path / "postroom.toml").read_text()
+
+
+def typed_at_a_terminal(home: Path, args: list[str], typed: str) -> str:
+    """Run postroom on a pseudo-terminal, type ``typed``, return what the terminal shows."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
+    env["POSTROOM_HOME"] = str(home)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postroom", *args],
+        stdin=follower, stdout=follower, stderr=follower, env=env, close_fds=True,
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+    sent = False
+    while True:
+        try:
+            chunk = os.read(leader, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+        if not sent and b"(not shown):" in shown:
+            os.write(leader, typed.encode())
+            sent = True
+    process.wait(timeout=30)
+    os.close(leader)
+    return shown.decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("mail.timeout", "-5", "not more than 0"),
+        ("mail.timeout", "0", "not more than 0"),
+        ("delivery.batch_size", "-1", "too small"),
+        ("delivery.lease", "-10m", "not more than 0"),
+    ],
+)
+def test_out_of_range_values_are_refused_as_such(
+    tmp_path: Path, key: str, value: str, says: str
+) -> None:
+    done = run_postroom(tmp_path, "config", "set", key, value)
+    one_line_refusal(done, says=says)

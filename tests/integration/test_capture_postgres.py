@@ -24,3 +24,11 @@ def test_insert_filter_prune_and_clear_on_postgresql(pg_engine: Engine) -> None:
     assert detail is not None
     assert detail.raw == items[-1].raw
     assert store.clear() == 5
+
+
+def test_prune_by_bytes_on_postgresql(pg_engine: Engine) -> None:  # noqa: F811
+    raw = b"Subject: s\r\n\r\n" + b"x" * 986  # 1,000 bytes
+    store = CaptureStore(pg_engine, max_bytes=3_000)
+    for _ in range(5):
+        store.insert([NewCapture("app@x.org", ("a@x.org",), raw)])
+    assert count_captured(pg_engine) == 3

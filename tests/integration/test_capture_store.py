@@ -123,3 +123,15 @@ def test_clear_deletes_everything_and_ids_are_not_reused(engine: Engine) -> None
     assert list_captured(engine) == []
     (again,) = store.insert([mail("c", "a@x.org")])
     assert again > max(first)
+
+
+def test_the_record_keeps_at_most_max_bytes_oldest_going_first(engine: Engine) -> None:
+    one = len(mail("m00", "a@x.org").raw)
+    store = CaptureStore(engine, max_bytes=one * 10)
+    for number in range(25):  # one at a time: the capture server's usual batch
+        store.insert([mail(f"m{number:02}", "a@x.org")])
+    kept = [m.subject for m in list_captured(engine, oldest_first=True, limit=None)]
+    assert kept[-1] == "m24"
+    assert sum(m.size for m in list_captured(engine, limit=None)) <= one * 10 + one // 10
+    assert len(kept) <= 11
+    assert kept == [f"m{n:02}" for n in range(25 - len(kept), 25)]

@@ -12,7 +12,6 @@ from postroom.cli.common import state
 from postroom.runtime import say, setup_logging
 from postroom.runtime.capture import announce_capture, capture_service
 from postroom.settings import Configuration
-from postroom.store.capture import CaptureStore
 
 
 def command(
@@ -44,7 +43,7 @@ def command(
 def run_catch(config: Configuration, *, quiet: bool = False) -> int:
     setup_logging()
     with Postroom(config=config) as postroom:
-        service, sock = capture_service(config, CaptureStore(postroom.engine), quiet=quiet)
+        service, sock = capture_service(config, postroom.engine, quiet=quiet)
         announce_capture(config, service)
         serve_forever(service, sock)
         say(

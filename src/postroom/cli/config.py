@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
+import sys
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from postroom.cli.common import out, print_json, state, warn
+from postroom.cli.common import fail, out, print_json, state, warn
 from postroom.settings import GLOSSARY, Configuration, spec_for, update_file
 
 app = typer.Typer(help="Read and change settings (postroom.toml in the home folder).")
@@ -31,13 +33,30 @@ def _print_warnings(config: Configuration) -> None:
         warn(problem.message)
 
 
-@app.command("set")
+# ignore_unknown_options: a VALUE such as -5 is a value (refused for its range), not
+# an option the command does not know.
+@app.command("set", context_settings={"ignore_unknown_options": True})
 def set_(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="Setting key, e.g. mail.host.")],
-    value: Annotated[str, typer.Argument(help="New value (lists: comma-separated or JSON).")],
+    value: Annotated[
+        str | None,
+        typer.Argument(
+            help="New value (lists: comma-separated or JSON). Leave it out for a secret "
+            "to be asked without echo, or use --stdin."
+        ),
+    ] = None,
+    stdin: Annotated[
+        bool,
+        typer.Option(
+            "--stdin",
+            help="Read the value from standard input (its first line): a password then "
+            "never shows in ps or the shell's history.",
+        ),
+    ] = False,
 ) -> None:
     """Store a setting in postroom.toml (written atomically, mode 0600)."""
+    value = _value_to_set(key, value, stdin)
     cli = state(ctx)
     cli.home.ensure()
     config = update_file(cli.home, set_values={key: value})
@@ -49,6 +68,19 @@ def set_(
             f"({spec.env}); the stored value applies once that is removed"
         )
     _print_warnings(config)
+
+
+def _value_to_set(key: str, value: str | None, from_stdin: bool) -> str:
+    if value is not None and from_stdin:
+        fail("give the VALUE or --stdin, not both")
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if value is not None:
+        return value
+    spec = spec_for(key)
+    if not (spec.secret and sys.stdin.isatty()):
+        fail(f"give a value for {spec.key}, or --stdin to read it from standard input")
+    return getpass.getpass(f"{spec.key} (not shown): ")
 
 
 @app.command()

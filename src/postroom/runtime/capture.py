@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import socket
 
+from sqlalchemy import Engine
+
 from postroom.capture import recording_warning
 from postroom.capture.server import CaptureOptions, CaptureService, is_loopback, listen
 from postroom.errors import ConfigError, ListenError
@@ -41,7 +43,7 @@ def listen_on(where: HostPort, *, flag: str) -> socket.socket:
 
 
 def capture_service(
-    config: Configuration, store: CaptureStore, *, quiet: bool = False
+    config: Configuration, engine: Engine, *, quiet: bool = False
 ) -> tuple[CaptureService, socket.socket]:
     """The capture server of capture.*, with its listening socket, not started yet.
     Raises ConfigError (bind not allowed, TLS files) or ListenError."""
@@ -50,6 +52,7 @@ def capture_service(
     options = CaptureOptions.from_settings(capture)
     logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd's chatter
     sock = listen_on(capture.bind, flag="--bind HOST:PORT")
+    store = CaptureStore(engine, max_bytes=capture.max_bytes)
     service = CaptureService(store, options, on_commit=None if quiet else _log_kept)
     service.faults.replace(capture.faults)
     return service, sock

@@ -24,7 +24,6 @@ from postroom.runtime import Runtime, describe_route, say, setup_logging, shown_
 from postroom.runtime.capture import announce_capture, capture_service, check_bind, listen_on
 from postroom.service.app import close_app, create_app
 from postroom.settings import Configuration
-from postroom.store.capture import CaptureStore
 from postroom.store.directory_schema import ROOT_USERNAME
 
 logger = logging.getLogger("postroom.service")
@@ -78,7 +77,7 @@ def serve(
         app = create_app(runtime)
         capture: tuple[CaptureService, socket.socket] | None = None
         if catch:
-            capture = capture_service(config, CaptureStore(runtime.postroom.engine))
+            capture = capture_service(config, runtime.postroom.engine)
         password = first_login(runtime)
         worker = runtime.start_delivery() if deliver else None
         _announce(config, runtime, password, worker_name=worker.name if worker else None)

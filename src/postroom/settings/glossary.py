@@ -117,8 +117,10 @@ class DeliverySettings:
         300.0, kinds.DURATION, "How long a claim lasts before a dead worker's messages return."
     )
     max_attempts: int = setting(20, kinds.INT, "Attempts before a message fails for good.")
-    backoff_min: float = setting(60.0, kinds.DURATION, "First retry delay (then doubling).")
-    backoff_max: float = setting(3600.0, kinds.DURATION, "Longest retry delay.")
+    backoff_min: float = setting(
+        60.0, kinds.DURATION_OR_ZERO, "First retry delay (then doubling); 0: at once."
+    )
+    backoff_max: float = setting(3600.0, kinds.DURATION_OR_ZERO, "Longest retry delay.")
     max_age: float = setting(
         432000.0, kinds.DURATION, "After this long in the queue a message fails for good."
     )
@@ -194,6 +196,12 @@ class CaptureSettings:
         25_000_000,
         kinds.SIZE,
         "Largest message the capture server takes (announced with SIZE; larger: 552).",
+    )
+    max_bytes: int = setting(
+        1_000_000_000,
+        kinds.SIZE,
+        "Size of the mail record at most: the oldest messages go first past it "
+        "(as past capture.max_messages). At least capture.max_size.",
     )
     max_recipients: int = setting(
         1000, kinds.INT, "Recipients per message; the capture server answers 452 past it."

@@ -178,6 +178,13 @@ SECRET = Kind(
     to_json=lambda v: MASK if v else "",
 )
 DURATION = Kind("duration", parse_duration, show=_show_duration, to_toml=_whole, to_json=_whole)
+DURATION_OR_ZERO = Kind(
+    "duration",
+    lambda raw: parse_duration(raw, zero=True),
+    show=_show_duration,
+    to_toml=_whole,
+    to_json=_whole,
+)
 SIZE = Kind("size", parse_size, show=_show_size)
 HOST_PORT = Kind("host:port", parse_host_port, to_toml=str, to_json=str)
 RATE = Kind(

@@ -195,6 +195,15 @@ def consistency_problems(settings: Settings) -> list[Problem]:
                 "error",
             )
         )
+    if settings.capture.max_bytes < settings.capture.max_size:
+        problems.append(
+            Problem(
+                "capture.max_bytes",
+                "capture.max_bytes is smaller than capture.max_size: the record could not "
+                "keep even one message of the largest size; raise capture.max_bytes",
+                "error",
+            )
+        )
     if settings.delivery.backoff_min > settings.delivery.backoff_max:
         problems.append(
             Problem(

@@ -106,20 +106,22 @@ def parse_str(raw: Any) -> str:
 _DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
 
-def parse_duration(raw: Any) -> float:
-    """Seconds, as a number or with a suffix: ``30``, ``30s``, ``10m``, ``2h``, ``5d``."""
+def parse_duration(raw: Any, *, zero: bool = False) -> float:
+    """Seconds, as a number or with a suffix: ``30``, ``30s``, ``10m``, ``2h``, ``5d``;
+    more than 0 (or, with ``zero``, 0 or more)."""
     if isinstance(raw, bool):
         raise ValueError(f"{raw!r} is not a duration")
     if isinstance(raw, int | float):
         value = float(raw)
     elif isinstance(raw, str) and (
-        match := re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*", raw.lower())
+        match := re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*", raw.lower())
     ):
         value = float(match.group(1)) * _DURATION_UNITS[match.group(2) or ""]
     else:
         raise ValueError(f"{raw!r} is not a duration: use seconds (30) or 30s, 10m, 2h, 5d")
-    if value < 0:
-        raise ValueError(f"{raw!r} is negative: a duration is 0 or more")
+    if value < 0 or (value == 0 and not zero):
+        least = "0 or more" if zero else "more than 0"
+        raise ValueError(f"{raw!r} is not {least}: give a duration such as 30s or 5m")
     return value
 
 

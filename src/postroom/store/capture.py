@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from email.header import decode_header, make_header
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert
+from sqlalchemy import Connection, Engine, delete, insert, text
 
 from postroom.store.schema import SOURCE_SMTP, captured
 
@@ -34,6 +34,12 @@ Row = tuple[Any, ...]
 _COLUMNS = tuple(column.name for column in captured.columns if column.name != "id")
 _insert = insert(captured).returning(captured.c.id, sort_by_parameter_order=True)
 _SQLITE_PRUNE = "DELETE FROM captured WHERE id <= ?"
+# Keep the newest messages whose sizes add up to at most the limit; the rest go.
+_BYTES_PRUNE = (
+    "DELETE FROM captured WHERE id < (SELECT min(id) FROM (SELECT id, sum(size) "
+    "OVER (ORDER BY id DESC) AS total FROM captured) AS newest WHERE total <= :limit)"
+)
+_SIZE = _COLUMNS.index("size")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +59,13 @@ class NewCapture:
 class CaptureStore:
     """SQL of the mail record; the capture server and recording mode only call this."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, max_bytes: int | None = None) -> None:
+        """``max_bytes`` (capture.max_bytes): the oldest messages go once the record's
+        messages are larger than that together."""
         self.engine = engine
+        self.max_bytes = max_bytes
         self._kept_from: int | None = None  # the oldest id left by our last prune
+        self._bytes_unchecked: int | None = None  # added since the last byte prune
 
     def insert(
         self,
@@ -100,13 +110,32 @@ class CaptureStore:
             if max_messages is not None and self._prune_due(ids[-1], max_messages):
                 with contextlib.closing(driver.cursor()) as cursor:
                     cursor.execute(_SQLITE_PRUNE, (ids[-1] - max_messages,))
+            if self._bytes_due(rows):
+                with contextlib.closing(driver.cursor()) as cursor:
+                    cursor.execute(_BYTES_PRUNE.replace(":limit", "?"), (self.max_bytes,))
             return ids
         with connection.begin():
             params = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
             ids = [int(pk) for pk in connection.execute(_insert, params).scalars()]
             if max_messages is not None:
                 connection.execute(delete(captured).where(captured.c.id <= ids[-1] - max_messages))
+            if self._bytes_due(rows):
+                connection.execute(text(_BYTES_PRUNE), {"limit": self.max_bytes})
         return ids
+
+    def _bytes_due(self, rows: Sequence[Row]) -> bool:
+        """Whether to prune by size now: at the first insert, then once 1 % of
+        capture.max_bytes has come in since the last time (the prune reads every
+        message's size)."""
+        if self.max_bytes is None:
+            return False
+        added = sum(int(row[_SIZE]) for row in rows)
+        if self._bytes_unchecked is not None:
+            self._bytes_unchecked += added
+            if self._bytes_unchecked < max(1, self.max_bytes // 100):
+                return False
+        self._bytes_unchecked = 0
+        return True
 
     def _prune_due(self, newest: int, max_messages: int) -> bool:
         """Whether to delete now: at once below 100 messages kept, else once 1 % more

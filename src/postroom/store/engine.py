@@ -7,6 +7,7 @@ for the lock instead of failing halfway with "database is locked".
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
-from postroom.errors import StorageError
+from postroom.errors import StorageError, storage_error
 from postroom.settings import Configuration, Home, Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -37,6 +38,7 @@ def is_sqlite(engine: Engine) -> bool:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
+        _private_file(make_url(url).database)
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -46,6 +48,20 @@ def make_engine(url: str) -> Engine:
         _tune_sqlite(engine)
         return engine
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+def _private_file(path: str | None) -> None:
+    """Create the SQLite file readable by its owner only, before SQLite does (it would
+    follow the umask: 0644 in most homes). SQLite gives its -wal, -shm and -journal
+    files the database file's mode, so they are private too."""
+    if not path or path == ":memory:" or os.path.exists(path):
+        return
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass  # another process made it at the same moment
+    except OSError as exc:
+        raise storage_error(exc, doing="create the database file") from None
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -31,7 +31,10 @@ class CaptureTransport(Transport):
     def open(self) -> None:
         if self._store is not None:
             return
-        self._store = CaptureStore(open_database(url_for(self.settings, self.home)))
+        self._store = CaptureStore(
+            open_database(url_for(self.settings, self.home)),
+            max_bytes=self.settings.capture.max_bytes,
+        )
 
     def close(self) -> None:
         if self._store is not None:

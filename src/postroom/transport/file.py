@@ -32,7 +32,9 @@ class FileTransport(Transport):
         )
         # Written beside the final name, then renamed: a reader never sees half a file.
         partial = path.with_suffix(".part")
-        with open(partial, "wb") as handle:
+        with os.fdopen(
+            os.open(partial, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600), "wb"
+        ) as handle:
             handle.write(envelope_lines.encode() + data)
             handle.flush()
             os.fsync(handle.fileno())
