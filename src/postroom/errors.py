@@ -27,7 +27,8 @@
             ├── SMTPProtocolError    the server's answer is not SMTP (wrong port, TLS expected)
             ├── TLSError             the TLS handshake failed or STARTTLS is not offered
             │   └── CertificateError the certificate is not trusted or names another host
-            └── AuthenticationError  the server refused the login (code, reply)
+            ├── AuthenticationError  the server refused the login (code, reply)
+            └── TransportLoadError   mail.transport names a class that cannot be loaded
 
 A user-facing error prints as one line that names the thing and the fix. Whether a
 failure is temporary (retry later) or permanent is decided from the error's data in
@@ -278,3 +279,12 @@ def is_temporary(error: BaseException) -> bool:
     if isinstance(error, SMTPUTF8Required | MessageError):
         return False
     return bool(isinstance(error, TransportError | OSError))
+
+
+class TransportLoadError(TransportConfigError):
+    """mail.transport names a module or class that cannot be loaded here: delivery
+    pauses (mail stays queued) until it is installed or the setting changed."""
+
+    def __init__(self, message: str, *, fix: str) -> None:
+        self.fix = fix
+        super().__init__(f"{message}; {fix}")

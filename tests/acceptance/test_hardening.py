@@ -164,3 +164,40 @@ def test_out_of_range_values_are_refused_as_such(
 ) -> None:
     done = run_postroom(tmp_path, "config", "set", key, value)
     one_line_refusal(done, says=says)
+
+
+@pytest.mark.parametrize("host", ["smtp.example.org\nevil", "bad host name!", "", "-x.org"])
+def test_a_host_that_is_no_host_name_is_refused_when_set(tmp_path: Path, host: str) -> None:
+    done = run_postroom(tmp_path, "config", "set", "mail.host", host)
+    assert done.code == 2
+    assert "Traceback" not in done.output
+    assert not (tmp_path / "postroom.toml").exists()
+
+
+@pytest.mark.parametrize("host", ["smtp.example.org", "192.0.2.10", "[2001:db8::1]", "mail_1.lan"])
+def test_host_names_and_addresses_are_taken(tmp_path: Path, host: str) -> None:
+    assert run_postroom(tmp_path, "config", "set", "mail.host", host).code == 0
+
+
+def test_a_transport_that_does_not_load_is_refused_when_set_and_pauses_delivery(
+    tmp_path: Path,
+) -> None:
+    refused = run_postroom(tmp_path, "config", "set", "mail.transport", "nosuch.module:Thing")
+    one_line_refusal(refused, says="cannot import nosuch.module")
+    assert not (tmp_path / "postroom.toml").exists()
+    env = {"POSTROOM_MAIL_ENABLED": "true", "POSTROOM_MAIL_TRANSPORT": "nosuch.module:Thing"}
+    assert run_postroom(tmp_path, "send", "--to", "a@example.org", "--subject", "s",
+                        "--text", "t", env=env).code == 0  # fmt: skip
+    worker = run_postroom(tmp_path, "worker", "--once", env=env)
+    assert "delivery paused" in worker.stderr
+    assert "Traceback" not in worker.output
+    listed = json.loads(run_postroom(tmp_path, "outbox", "list", "--json").stdout)
+    assert listed[0]["status"] == "queued"
+    assert listed[0]["attempts"] == 0
+
+
+def test_an_unknown_environment_variable_is_named_once(tmp_path: Path) -> None:
+    done = run_postroom(tmp_path, "config", "list", env={"POSTROOM_MAIL_HOTS": "x"})
+    assert done.code == 0
+    assert done.stderr.count("POSTROOM_MAIL_HOTS") == 1
+    assert "did you mean POSTROOM_MAIL_HOST?" in done.stderr

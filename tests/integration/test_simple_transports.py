@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from postroom.errors import ConfigError
+from postroom.errors import TransportLoadError
 from postroom.message import Envelope
 from postroom.settings import Home, load
 from postroom.transport import (
@@ -91,6 +91,8 @@ def test_custom_transport_by_dotted_path(tmp_path: Path, monkeypatch: pytest.Mon
         ("postroom.errors:PostroomError", "is not a postroom Transport class"),
     ],
 )
-def test_bad_custom_transport_is_a_config_error(name: str, expected: str) -> None:
-    with pytest.raises(ConfigError, match=expected):
+def test_a_custom_transport_that_does_not_load_is_a_configuration_fault(
+    name: str, expected: str
+) -> None:
+    with pytest.raises(TransportLoadError, match=expected):
         transport_class(name)

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from postroom.errors import EXIT_BAD_INPUT, ConfigError
 from postroom.settings import Configuration, Home, load
+from postroom.settings.loader import unknown_env_warning
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -24,10 +25,15 @@ class CliState:
     home: Home
     flags: dict[str, str] = field(default_factory=dict)
     _config: Configuration | None = None
+    _warned: bool = False
 
     def config(self) -> Configuration:
         if self._config is None:
             self._config = load(self.home, flags=self.flags)
+            if not self._warned:
+                self._warned = True
+                for name in self._config.unknown_env:
+                    warn(unknown_env_warning(name))
         return self._config
 
     def reload(self) -> None:

@@ -11,7 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from postroom.cli.common import fail, out, print_json, state, warn
-from postroom.settings import GLOSSARY, Configuration, spec_for, update_file
+from postroom.runtime.settings import change_settings
+from postroom.settings import GLOSSARY, Configuration, spec_for
 
 app = typer.Typer(help="Read and change settings (postroom.toml in the home folder).")
 
@@ -59,7 +60,7 @@ def set_(
     value = _value_to_set(key, value, stdin)
     cli = state(ctx)
     cli.home.ensure()
-    config = update_file(cli.home, set_values={key: value})
+    config = change_settings(cli.home, set_values={key: value})
     spec = spec_for(key)
     out.print(f"{spec.key} = {escape(config.shown(spec.key))}")
     if config.sources[spec.key] != "file":
@@ -90,7 +91,7 @@ def unset(
 ) -> None:
     """Remove a setting from postroom.toml, so its default applies again."""
     cli = state(ctx)
-    config = update_file(cli.home, unset=[key])
+    config = change_settings(cli.home, unset=[key])
     spec = spec_for(key)
     out.print(f"{spec.key} = {escape(config.shown(spec.key))} ({config.sources[spec.key]})")
 

@@ -1,7 +1,7 @@
 """``postroom config import --from omero|kallithea|labkey FILE``.
 
 The importer says what maps; this command shows it and applies it in one
-``update_file`` call, so a bad value or a conflict leaves postroom.toml untouched.
+``change_settings`` call, so a bad value or a conflict leaves postroom.toml untouched.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from rich.table import Table
 
 from postroom.cli.common import out, print_json, state, warn
 from postroom.errors import ConfigError
-from postroom.settings import Configuration, Home, load, spec_for, update_file
+from postroom.runtime.settings import change_settings
+from postroom.settings import Configuration, Home, load, spec_for
 from postroom.settings.configfile import read_config_file
 from postroom.settings.importers import (
     ImportPlan,
@@ -28,7 +29,7 @@ from postroom.settings.loader import parse_value
 
 
 def _preview(home: Home, values: Mapping[str, str]) -> Configuration:
-    """What ``update_file`` would produce, checked the same way, without writing."""
+    """What ``change_settings`` would produce, checked the same way, without writing."""
     stored = dict(read_config_file(home.config_file))
     for key, raw in values.items():
         spec = spec_for(key)
@@ -44,7 +45,7 @@ def _apply(home: Home, plan: ImportPlan, *, dry_run: bool) -> Configuration:
     try:
         if dry_run or not values:
             return _preview(home, values)
-        return update_file(home, set_values=values)
+        return change_settings(home, set_values=values)
     except ConfigError as exc:
         raise explain_error(plan, exc) from None
 

@@ -20,8 +20,9 @@ from postroom.delivery.events import WorkerEvents
 from postroom.delivery.results import RunStats
 from postroom.delivery.worker import Worker
 from postroom.errors import ConfigError
+from postroom.runtime.settings import change_settings
 from postroom.runtime.status import AllEvents, StatusEvents
-from postroom.settings import Configuration, load, update_file
+from postroom.settings import Configuration, load
 from postroom.store.engine import is_sqlite
 from postroom.store.web import IdempotentAnswers, Sessions
 from postroom.store.workers import WorkerRegistry
@@ -150,7 +151,7 @@ class Runtime:
     ) -> Configuration:
         """``postroom config set/unset`` for a running service: postroom.toml is
         written all or nothing (a ConfigError names the key and the fix), then reloaded."""
-        update_file(self.config.home, set_values=set_values, unset=unset)
+        change_settings(self.config.home, set_values=set_values, unset=unset)
         return self.reload()
 
     def recording_switchable(self) -> tuple[bool, str]:
@@ -174,7 +175,7 @@ class Runtime:
         in_file = {k: v for k, v in wanted.items() if self.config.sources[k] != "flag"}
         try:
             if in_file:
-                update_file(self.config.home, set_values=in_file)
+                change_settings(self.config.home, set_values=in_file)
         except ConfigError as exc:
             return str(exc)
         self._flags.update({k: v for k, v in wanted.items() if k not in in_file})

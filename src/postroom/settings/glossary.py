@@ -35,7 +35,7 @@ class MailSettings:
         "How mail leaves when enabled: smtp, log, file, memory, capture (recording mode: "
         "kept in the mail record, NOT delivered), or package.module:Class for your own.",
     )
-    host: str = setting("localhost", kinds.TEXT, "SMTP server host name or IP address.")
+    host: str = setting("localhost", kinds.HOST, "SMTP server host name or IP address.")
     port: int = setting(
         25, kinds.PORT, "SMTP server port: 25 (relay), 587 (submission, STARTTLS), 465 (SSL)."
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,6 +145,33 @@ def mask_url_password(url: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{MASK}@", url)
 
 
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")  # _: internal names
+
+
+def _parse_host(raw: Any) -> str:
+    """A host name (letters, digits, hyphens in dot-separated labels; an IDN is turned
+    into its ASCII form) or an IP address (IPv6 with or without brackets)."""
+    text = parse_str(raw)
+    if not text:
+        raise ValueError("a host name cannot be empty: give e.g. smtp.example.org or 127.0.0.1")
+    try:
+        return str(ipaddress.ip_address(text.strip("[]")))
+    except ValueError:
+        pass
+    name = text.rstrip(".")
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_name = ""
+    labels = ascii_name.split(".")
+    if not ascii_name or len(ascii_name) > 253 or not all(_HOST_LABEL.fullmatch(x) for x in labels):
+        raise ValueError(
+            f"{text!r} is not a host name or IP address: use letters, digits and hyphens "
+            "between dots, e.g. smtp.example.org, or an address such as 192.0.2.10"
+        )
+    return ascii_name.lower()
+
+
 def _parse_public_url(raw: Any) -> str:
     text = parse_str(raw).rstrip("/")
     if text and not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#]*)?", text):
@@ -168,6 +196,7 @@ BOOL = Kind("bool", parse_bool, show=lambda v: "true" if v else "false")
 INT = Kind("int", _parse_positive_int)
 PORT = Kind("port", _parse_port)
 TEXT = Kind("text", parse_str)
+HOST = Kind("host", _parse_host)
 HEADER_TEXT = Kind("text", _parse_header_text)
 HEADER_NAME = Kind("header name", _parse_header_name)
 SECRET = Kind(

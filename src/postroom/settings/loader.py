@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -40,6 +40,8 @@ class Configuration:
     home: Home
     settings: Settings
     sources: Mapping[str, Source]
+    #: POSTROOM_* variables of the environment that name no setting (a typo).
+    unknown_env: tuple[str, ...] = ()
 
     def value(self, key: str) -> Any:
         spec = spec_for(key)
@@ -121,7 +123,42 @@ def load(
         spec = spec_for(key)
         values[spec.key] = parse_value(spec.key, raw, origin="command line")
         sources[spec.key] = "flag"
-    return Configuration(home=home, settings=_build(values), sources=sources)
+    return Configuration(
+        home=home, settings=_build(values), sources=sources, unknown_env=_unknown_env(environ)
+    )
+
+
+#: POSTROOM_* variables that are not settings: the home, and the tools' own switches.
+OTHER_VARIABLES = frozenset(
+    {
+        "POSTROOM_HOME",
+        "POSTROOM_DEBUG",
+        "POSTROOM_PYTHON",
+        "POSTROOM_REQUIRE_PG",
+        "POSTROOM_CHROMIUM",
+        "POSTROOM_SCREENSHOTS",
+    }
+)
+_ENV_NAMES = {spec.env: spec.key for spec in GLOSSARY.values()}
+
+
+def _unknown_env(environ: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            name
+            for name in environ
+            if name.startswith("POSTROOM_")
+            and name not in _ENV_NAMES
+            and name not in OTHER_VARIABLES
+        )
+    )
+
+
+def unknown_env_warning(name: str) -> str:
+    """``warning: POSTROOM_MAIL_HOTS names no setting; did you mean POSTROOM_MAIL_HOST?``"""
+    close = difflib.get_close_matches(name, list(_ENV_NAMES), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}?" if close else "see `postroom config describe`"
+    return f"warning: the environment variable {name} names no setting and is ignored; {hint}"
 
 
 def spec_for_file(key: str, home: Home) -> SettingSpec:
@@ -222,8 +259,10 @@ def update_file(
     set_values: Mapping[str, Any] | None = None,
     unset: Iterable[str] = (),
     environ: Mapping[str, str] | None = None,
+    check: Callable[[Configuration], None] | None = None,
 ) -> Configuration:
-    """Change postroom.toml: parse every new value, check the result, then write once.
+    """Change postroom.toml: parse every new value, check the result (and run
+    ``check`` on it, which raises ConfigError to refuse), then write once.
 
     Nothing is written if any value is bad or the result cannot work.
     """
@@ -235,5 +274,7 @@ def update_file(
         stored[spec.key] = spec.kind.to_toml(parse_value(spec.key, raw))
     config = load(home, environ=environ, file_values=stored)
     config.check()
+    if check is not None:
+        check(config)
     write_config_file(home.config_file, stored)
     return config

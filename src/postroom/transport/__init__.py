@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-from postroom.errors import ConfigError
+from postroom.errors import TransportLoadError
 from postroom.settings import Home, Settings
 from postroom.transport.base import RecipientResult, SendResult, Transport
 from postroom.transport.file import FileTransport
@@ -24,7 +24,8 @@ __all__ = [
 
 
 def transport_class(name: str) -> type[Transport]:
-    """The class behind a mail.transport value; a bad custom one is a ConfigError."""
+    """The class behind a mail.transport value; one that cannot be loaded is a
+    TransportLoadError (a configuration fault: delivery pauses)."""
     if name == "smtp":
         from postroom.transport.smtp import SMTPTransport
 
@@ -44,16 +45,14 @@ def transport_class(name: str) -> type[Transport]:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigError(
+        raise TransportLoadError(
             f"mail.transport: cannot import {module_name} ({exc})",
-            key="mail.transport",
             fix="install the package that provides it, or set mail.transport=smtp",
         ) from None
     found = getattr(module, class_name, None)
     if not (isinstance(found, type) and issubclass(found, Transport)):
-        raise ConfigError(
+        raise TransportLoadError(
             f"mail.transport: {name} is not a postroom Transport class",
-            key="mail.transport",
             fix="point it at a subclass of postroom.transport.Transport",
         )
     return found
