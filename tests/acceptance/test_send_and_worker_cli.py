@@ -94,15 +94,22 @@ def test_bad_input_exits_2_and_stores_nothing(tmp_path: Path) -> None:
     assert json.loads(listing.stdout) == []
 
 
-def test_worker_once_exits_1_when_a_message_failed(tmp_path: Path) -> None:
-    server = start_server(Recorder(rcpt_replies={"*": "550 5.1.1 no such user"}))
+def test_worker_once_exits_0_when_a_server_refused_a_recipient(tmp_path: Path) -> None:
+    """A bounce is the message's outcome, not the worker's failure (cron stays quiet)."""
+    server = start_server(Recorder(rcpt_replies={"ghost@example.org": "550 5.1.1 no such user"}))
     try:
         run_postroom(tmp_path, "send", "--to", "ghost@example.org", "--subject", "s", "--text", "t")
+        run_postroom(tmp_path, "send", "--to", "ghost@example.org", "--to", "ada@example.org",
+                     "--subject", "two", "--text", "t")  # fmt: skip
         worker = run_postroom(tmp_path, *_flags(server), "worker", "--once")
+        listed = run_postroom(tmp_path, "outbox", "list")
     finally:
         server.stop()
-    assert worker.code == 1
-    assert "failed 1" in worker.stderr
+    assert worker.code == 0, worker.output
+    assert "delivered 1 (1 partly), deferred 0, failed 1" in worker.stderr
+    assert "recipients: 1 sent, 0 deferred, 2 refused" in worker.stderr
+    assert "sent (1 of 2 refused)" in listed.stdout
+    assert "550 5.1.1 no such user" in listed.stdout
 
 
 def test_mail_switched_off_logs_the_whole_message_and_says_not_delivered(tmp_path: Path) -> None:

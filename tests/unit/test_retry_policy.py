@@ -16,7 +16,9 @@ NOW = 1_800_000_000.0
 POLICY = RetryPolicy(backoff_min=60, backoff_max=3600, max_attempts=5, max_age=5 * 86400)
 
 
-def _message(*addresses: str, attempts: int = 0, age: float = 0, failed_before: int = 0):
+def _message(
+    *addresses: str, attempts: int = 0, age: float = 0, failed_before: int = 0, sent_before: int = 0
+):
     return ClaimedMessage(
         pk=7,
         message_id="<m@example.org>",
@@ -27,6 +29,7 @@ def _message(*addresses: str, attempts: int = 0, age: float = 0, failed_before: 
         queued_at=NOW - age,
         recipients=tuple(ClaimedRecipient(i, a) for i, a in enumerate(addresses, start=1)),
         failed_before=failed_before,
+        sent_before=sent_before,
     )
 
 
@@ -76,12 +79,32 @@ def test_permanent_failures_end_failed_and_keep_the_reply() -> None:
     assert outcome.last_error == "554 5.7.1 spam"
 
 
-def test_earlier_failed_recipient_keeps_the_message_failed() -> None:
+def test_a_message_that_reached_some_recipients_is_sent_partly_not_failed() -> None:
     outcome = _decide(
         _message("a@example.org", failed_before=1), result=_result(("a@example.org", 250, "ok"))
     )
-    assert outcome.status == "failed"
+    assert (outcome.status, outcome.outcome) == ("sent", "partial")
     assert outcome.recipients[0].status == "sent"
+    refused_now = _decide(
+        _message("a@example.org", "b@example.org"),
+        result=_result(("a@example.org", 250, "ok"), ("b@example.org", 550, "5.1.1 no user")),
+    )
+    assert (refused_now.status, refused_now.outcome) == ("sent", "partial")
+    assert refused_now.attempt_outcome == "partial"
+    assert refused_now.last_error == "550 5.1.1 no user"
+
+
+def test_a_message_that_reached_nobody_is_failed() -> None:
+    outcome = _decide(
+        _message("a@example.org", failed_before=1),
+        result=_result(("a@example.org", 550, "5.1.1 no user")),
+    )
+    assert outcome.status == "failed"
+    earlier = _decide(
+        _message("b@example.org", sent_before=1),
+        result=_result(("b@example.org", 550, "5.1.1 no user")),
+    )
+    assert (earlier.status, earlier.outcome) == ("sent", "partial")
 
 
 def test_dropped_connection_defers_every_pending_recipient() -> None:

@@ -69,6 +69,8 @@ def status_label(message: MessageSummary) -> str:
     """The state, and for mail that was "sent" without leaving, what happened instead."""
     if message.status == "sent" and message.outcome in NOT_DELIVERED:
         return f"sent ({NOT_DELIVERED[message.outcome]})"
+    if message.status == "sent" and message.refused:
+        return f"sent ({message.refused} of {len(message.recipients)} refused)"
     return message.status
 
 
@@ -109,7 +111,7 @@ def messages_table(messages: Sequence[MessageSummary], *, now: float) -> Table:
 def _styled_status(message: MessageSummary) -> str:
     label = status_label(message)
     style = {
-        "sent": "green" if message.delivered else "yellow",
+        "sent": "green" if message.delivered and not message.refused else "yellow",
         "failed": "red",
         "deferred": "yellow",
         "held": "magenta",

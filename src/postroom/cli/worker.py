@@ -13,7 +13,13 @@ from postroom.runtime import run_worker, run_worker_processes
 def command(
     ctx: typer.Context,
     once: Annotated[
-        bool, typer.Option("--once", help="Deliver what is due now, then exit (1 if any failed).")
+        bool,
+        typer.Option(
+            "--once",
+            help="Deliver what is due now, then exit: 0 when the work was done (a server "
+            "refusing a recipient included), 1 when delivery paused on a configuration "
+            "fault or the database could not be reached.",
+        ),
     ] = False,
     concurrency: Annotated[
         int | None,
@@ -32,7 +38,13 @@ def command(
         ),
     ] = 1,
 ) -> None:
-    """Deliver queued mail: claims batches under a lease, retries with backoff."""
+    """Deliver queued mail: claims batches under a lease, retries with backoff.
+
+    Exit status: 0 the work was done (whatever the servers answered: a refusal is the
+    message's outcome, see `postroom outbox list`); 1 delivery paused on a configuration
+    fault (login, TLS, a transport that does not load) or the database was unreachable;
+    2 bad flags or settings.
+    """
     config = state(ctx).config()
     if processes == 1:
         raise typer.Exit(run_worker(config, once=once, concurrency=concurrency))

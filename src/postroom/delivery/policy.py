@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from postroom.errors import TransportConfigError, is_temporary
 from postroom.settings.glossary import DeliverySettings
 from postroom.store.records import ClaimedMessage, MessageOutcome, RecipientOutcome
-from postroom.store.schema import DEFERRED, FAILED, QUEUED, SENT
+from postroom.store.schema import DEFERRED, FAILED, PARTIAL, QUEUED, SENT
 from postroom.transport.base import Outcome, RecipientResult, SendResult
 
 
@@ -99,24 +99,32 @@ def decide(
             )
         outcomes.append(RecipientOutcome(recipient.pk, status, code, text))
     statuses = {o.status for o in outcomes}
+    reached = message.sent_before or SENT in statuses
+    refused = message.failed_before or FAILED in statuses
     if DEFERRED in statuses:
         status = DEFERRED
         next_at = now + policy.delay(attempts_done, rng)
-    elif FAILED in statuses or message.failed_before:
-        status, next_at = FAILED, now
+    elif refused and not reached:
+        status, next_at = FAILED, now  # failed: it reached nobody
     else:
         status, next_at = SENT, now
     problems = [o for o in outcomes if o.status != SENT]
     last_error = "; ".join(f"{o.code or ''} {o.reply}".strip() for o in problems[:3]) or None
-    partial = status != SENT and any(o.status == SENT for o in outcomes)
+    partial_attempt = bool(problems) and SENT in statuses
+    if status != SENT:
+        outcome = None
+    elif refused:
+        outcome = PARTIAL
+    else:
+        outcome = outcome_kind
     return MessageOutcome(
         pk=message.pk,
         status=status,
         counted=True,
         next_attempt_at=next_at,
         last_error=last_error,
-        outcome=outcome_kind if status == SENT else None,
-        attempt_outcome="partial" if partial else status,
+        outcome=outcome,
+        attempt_outcome="partial" if partial_attempt else status,
         detail=json.dumps(
             {
                 "recipients": [

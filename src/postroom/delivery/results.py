@@ -14,11 +14,16 @@ RECORD_EVERY = 100  # results kept in memory before a commit: bounds duplicates 
 
 @dataclass
 class RunStats:
+    """Messages by what their attempt decided (a message sent to some recipients and
+    refused by others counts as sent, and in ``partial``), and recipients by theirs."""
+
     sent: int = 0
     deferred: int = 0
     failed: int = 0
     paused: int = 0
+    partial: int = 0  # of the sent: some recipients refused it for good
     errors: int = 0  # database failures the worker waited out
+    recipients: dict[str, int] = field(default_factory=dict)  # sent, deferred, failed
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, outcomes: list[MessageOutcome]) -> None:
@@ -26,12 +31,31 @@ class RunStats:
             for outcome in outcomes:
                 if outcome.status == "sent":
                     self.sent += 1
+                    self.partial += outcome.outcome == "partial"
                 elif outcome.status == "deferred":
                     self.deferred += 1
                 elif outcome.status == "failed":
                     self.failed += 1
                 else:
                     self.paused += 1
+                for recipient in outcome.recipients:
+                    self.recipients[recipient.status] = self.recipients.get(recipient.status, 0) + 1
+
+    def summary(self) -> str:
+        """``delivered 2 (1 partly), deferred 0, failed 0; recipients: 5 sent, 1 refused``"""
+        partly = f" ({self.partial} partly)" if self.partial else ""
+        line = f"delivered {self.sent}{partly}, deferred {self.deferred}, failed {self.failed}"
+        if self.recipients:
+            got = self.recipients
+            line += (
+                f"; recipients: {got.get('sent', 0)} sent, {got.get('deferred', 0)} deferred, "
+                f"{got.get('failed', 0)} refused"
+            )
+        if self.paused:
+            line += f"; paused {self.paused} time(s)"
+        if self.errors:
+            line += f"; {self.errors} database error(s)"
+        return line
 
 
 @dataclass

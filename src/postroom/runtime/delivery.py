@@ -8,7 +8,7 @@ from types import FrameType
 
 from sqlalchemy.engine import make_url
 
-from postroom.errors import EXIT_FAILED, PostroomError
+from postroom.errors import EXIT_FAILED, EXIT_OK, PostroomError
 from postroom.runtime.core import Runtime
 from postroom.runtime.logs import say, setup_logging
 from postroom.runtime.processes import WorkerProcesses
@@ -61,12 +61,10 @@ def run_worker(config: Configuration, *, once: bool, concurrency: int | None) ->
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        say(
-            f"delivered {stats.sent}, deferred {stats.deferred}, failed {stats.failed}"
-            + (f", paused {stats.paused} time(s)" if stats.paused else "")
-            + (f", {stats.errors} database error(s)" if stats.errors else "")
-        )
-        return EXIT_FAILED if once and (stats.failed or stats.paused or stats.errors) else 0
+        say(stats.summary())
+        # A recipient's refusal is the message's outcome, not the worker's failure:
+        # only a fault of the worker's own (paused on configuration, database gone).
+        return EXIT_FAILED if once and (stats.paused or stats.errors) else EXIT_OK
 
 
 def worker_in_child(config: Configuration, once: bool, concurrency: int | None) -> int:

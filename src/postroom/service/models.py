@@ -77,6 +77,7 @@ class MessageSummary(BaseModel):
     subject: str
     from_: str = Field(alias="from")
     recipients: list[Recipient]
+    failed_recipients: int = Field(description="Recipients that refused it for good.")
     attempts: int
     message_id: str
     size: int

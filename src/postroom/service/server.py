@@ -101,11 +101,7 @@ def serve(
                 say("stopping: finishing messages in flight ...")
                 stats = runtime.stop_delivery()
                 if stats is not None:
-                    say(
-                        f"delivered {stats.sent}, deferred {stats.deferred}, "
-                        f"failed {stats.failed}"
-                        + (f", paused {stats.paused} time(s)" if stats.paused else "")
-                    )
+                    say(stats.summary())
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

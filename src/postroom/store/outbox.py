@@ -45,6 +45,7 @@ from postroom.store.schema import (
     DEFERRED,
     FAILED,
     HELD,
+    PARTIAL,
     QUEUED,
     SENDING,
     SENT,
@@ -251,6 +252,7 @@ class Outbox:
                 return []
             pending: dict[int, list[ClaimedRecipient]] = defaultdict(list)
             failed_before: dict[int, int] = defaultdict(int)
+            sent_before: dict[int, int] = defaultdict(int)
             for pk, message_pk, address, status in connection.execute(
                 select(
                     recipients.c.id,
@@ -265,6 +267,8 @@ class Outbox:
                     pending[message_pk].append(ClaimedRecipient(pk, address))
                 elif status == FAILED:
                     failed_before[message_pk] += 1
+                elif status == SENT:
+                    sent_before[message_pk] += 1
         claimed = [
             ClaimedMessage(
                 pk=row[0],
@@ -276,6 +280,7 @@ class Outbox:
                 queued_at=row[6],
                 recipients=tuple(pending[row[0]]),
                 failed_before=failed_before[row[0]],
+                sent_before=sent_before[row[0]],
             )
             for row in rows
         ]
@@ -428,9 +433,14 @@ class Outbox:
     def retry(self, pks: Iterable[int] | None = None, *, statuses: Sequence[str] = ()) -> int:
         """Make messages due now; failed recipients get another chance, sent ones never."""
         now = time.time()
+        wanted = statuses or (DEFERRED, FAILED, QUEUED, PARTIAL)
         condition: ColumnElement[bool] = messages.c.status.in_(
-            statuses or (DEFERRED, FAILED, QUEUED)
+            [status for status in wanted if status != PARTIAL]
         )
+        if PARTIAL in wanted:  # sent to some: its refused recipients get another try
+            condition = or_(
+                condition, and_(messages.c.status == SENT, messages.c.outcome == PARTIAL)
+            )
         if pks is not None:
             condition = and_(condition, messages.c.id.in_(list(pks)))
         with self.engine.begin() as connection:
@@ -450,6 +460,7 @@ class Outbox:
                         status=QUEUED,
                         next_attempt_at=now,
                         queued_at=now,
+                        outcome=None,
                         attempts=0,
                         updated_at=now,
                     )

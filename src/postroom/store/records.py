@@ -53,6 +53,7 @@ class ClaimedMessage:
     queued_at: float
     recipients: tuple[ClaimedRecipient, ...]
     failed_before: int = 0  # recipients that already failed for good in earlier attempts
+    sent_before: int = 0  # recipients an earlier attempt delivered to
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ class MessageOutcome:
     counted: bool  # whether this was a delivery attempt (a paused transport's is not)
     next_attempt_at: float
     last_error: str | None
-    outcome: str | None  # sent, logged, recorded (what "sent" meant)
+    outcome: str | None  # sent, logged, recorded, partial (what "sent" meant)
     attempt_outcome: str
     detail: str
     started_at: float

@@ -40,6 +40,9 @@ DEFERRED = "deferred"
 FAILED = "failed"
 HELD = "held"
 MESSAGE_STATES = (QUEUED, SENDING, SENT, DEFERRED, FAILED, HELD)
+#: The outcome of a sent message that some recipients refused for good: it reached
+#: the others, so it is not failed (failed means it reached nobody).
+PARTIAL = "partial"
 
 messages = Table(
     "messages",
@@ -48,7 +51,8 @@ messages = Table(
     Column("message_id", String(255), nullable=False, unique=True),
     Column("idempotency_key", String(255), nullable=True, unique=True),
     Column("status", String(16), nullable=False),
-    # What "sent" meant: delivered over the network, only logged, or recorded.
+    # What "sent" meant: delivered over the network, only logged, recorded, or
+    # delivered to some recipients while others refused it (partial).
     Column("outcome", String(16), nullable=True),
     Column("type", String(64), nullable=False),
     Column("subject", Text, nullable=False),

@@ -96,8 +96,13 @@ class MessageSummary:
 
     @property
     def delivered(self) -> bool:
-        """Sent over the network, not only logged or recorded."""
-        return self.status == SENT and self.outcome in (None, "sent")
+        """Sent over the network (to some recipients at least), not logged or recorded."""
+        return self.status == SENT and self.outcome in (None, "sent", "partial")
+
+    @property
+    def refused(self) -> int:
+        """Recipients whose server refused the message for good."""
+        return sum(1 for r in self.recipients if r.status == "failed")
 
     @property
     def last_reply(self) -> str | None:
@@ -119,6 +124,7 @@ class MessageSummary:
             "subject": self.subject,
             "from": self.from_header,
             "recipients": [r.to_json() for r in self.recipients],
+            "failed_recipients": self.refused,
             "attempts": self.attempts,
             "message_id": self.message_id,
             "size": self.size,
