@@ -54,13 +54,13 @@ def test_kallithea_import_maps_starttls_and_admins(tmp_path: Path) -> None:
     assert "(26 other keys)" in result.stdout
 
 
-def test_labkey_smtp_from_becomes_the_envelope_sender(tmp_path: Path) -> None:
+def test_labkey_smtp_from_becomes_the_from_and_the_envelope_sender(tmp_path: Path) -> None:
     home = tmp_path / "home"
     path, _ = SAMPLES["labkey"]
     result = run_postroom(home, "config", "import", "--from", "labkey", str(path))
     assert result.code == 0, result.stderr
     assert get(home, "mail.envelope_from") == ["labkey-bounces@lab.example.org", "(file)"]
-    assert get(home, "mail.from") == ["postroom@localhost", "(default)"]
+    assert get(home, "mail.from") == ["labkey-bounces@lab.example.org", "(file)"]
 
 
 @pytest.mark.parametrize("kind", sorted(SAMPLES))

@@ -201,3 +201,23 @@ def test_an_unknown_environment_variable_is_named_once(tmp_path: Path) -> None:
     assert done.code == 0
     assert done.stderr.count("POSTROOM_MAIL_HOTS") == 1
     assert "did you mean POSTROOM_MAIL_HOST?" in done.stderr
+
+
+def test_importing_the_wrong_kind_of_file_is_bad_input(tmp_path: Path) -> None:
+    kallithea = Path(__file__).parents[1] / "data" / "kallithea.ini"
+    done = run_postroom(tmp_path, "config", "import", "--from", "omero", str(kallithea))
+    one_line_refusal(done, says="holds no omero mail settings")
+    assert not (tmp_path / "postroom.toml").exists()
+
+
+def test_labkeys_stock_template_imports_to_a_working_set_up(tmp_path: Path) -> None:
+    """LabKey's template: a local relay, the Anonymous user, no TLS: no login."""
+    stock = tmp_path / "application.properties"
+    stock.write_text(
+        "mail.smtpHost=localhost\nmail.smtpPort=25\nmail.smtpUser=Anonymous\n"
+        "#mail.smtpFrom=@@smtpFrom@@\n#mail.smtpPassword=@@smtpPassword@@\n"
+    )
+    done = run_postroom(tmp_path, "config", "import", "--from", "labkey", str(stock))
+    assert done.code == 0, done.output
+    got = run_postroom(tmp_path, "config", "get", "mail.username").stdout
+    assert got.startswith("\t(default)") or got.split("\t")[0].strip() == ""

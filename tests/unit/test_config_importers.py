@@ -467,7 +467,7 @@ def test_kallithea_file_that_is_not_ini_names_the_line(tmp_path: Path) -> None:
 # -- LabKey ----------------------------------------------------------------------------
 
 
-def test_labkey_sample_maps_smtp_from_to_envelope_sender() -> None:
+def test_labkey_sample_maps_smtp_from_to_the_from_and_envelope_sender() -> None:
     plan = import_peer_config("labkey", DATA / "labkey-application.properties")
     check_plan(plan)
     assert plan.values() == {
@@ -477,6 +477,7 @@ def test_labkey_sample_maps_smtp_from_to_envelope_sender() -> None:
         "mail.security": "starttls",
         "mail.username": "labkey-notify@lab.example.org",
         "mail.password": "L4bkey!Mail-Pw",
+        "mail.from": "labkey-bounces@lab.example.org",
         "mail.envelope_from": "labkey-bounces@lab.example.org",
     }
     assert sources(plan)["mail.security"] == "mail.smtpstartTlsEnable"
@@ -512,9 +513,62 @@ def test_labkey_unfilled_template_placeholder_is_ignored(tmp_path: Path) -> None
     assert "placeholder" in reasons(plan)["mail.smtpHost"]
 
 
-def test_labkey_smtp_from_with_a_name_keeps_the_bare_address(tmp_path: Path) -> None:
+def test_labkey_smtp_from_with_a_name_keeps_it_in_from_and_bare_in_the_envelope(
+    tmp_path: Path,
+) -> None:
     plan = plan_of("labkey", tmp_path, "mail.smtpFrom=LabKey <bounces@example.org>\n")
-    assert plan.values() == {"mail.envelope_from": "bounces@example.org"}
+    assert plan.values() == {
+        "mail.from": "LabKey <bounces@example.org>",
+        "mail.envelope_from": "bounces@example.org",
+    }
+
+
+def test_labkey_template_anonymous_user_means_no_login(tmp_path: Path) -> None:
+    text = "mail.smtpHost=localhost\nmail.smtpPort=25\nmail.smtpUser=Anonymous\n"
+    plan = plan_of("labkey", tmp_path, text)
+    assert "mail.username" not in plan.values()
+    assert "no login" in reasons(plan)["mail.smtpUser"]
+
+
+def test_labkey_logs_in_only_over_tls(tmp_path: Path) -> None:
+    text = "mail.smtpHost=relay.lab\nmail.smtpUser=labkey\nmail.smtpPassword=pw\n"
+    plan = plan_of("labkey", tmp_path, text)
+    assert "mail.username" not in plan.values()
+    assert "mail.password" not in plan.values()
+    assert "only over SSL or STARTTLS" in reasons(plan)["mail.smtpUser"]
+    with_tls = plan_of("labkey", tmp_path, text + "mail.smtpStartTlsEnable=true\n")
+    assert with_tls.values()["mail.username"] == "labkey"
+
+
+LABKEY_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<Context docBase="/labkey/labkeywebapp" reloadable="true" crossContext="true">
+  <Resource name="jdbc/labkeyDataSource" auth="Container" type="javax.sql.DataSource"
+            username="labkey" password="Db-Pass-3e8a" url="jdbc:postgresql://db/labkey"/>
+  <Resource name="mail/Session" auth="Container" type="javax.mail.Session"
+            mail.smtp.host="smtp.labkey.example" mail.smtp.user="labkey"
+            mail.smtp.port="25"/>
+</Context>
+"""
+
+
+def test_labkey_xml_is_read_from_its_mail_resource(tmp_path: Path) -> None:
+    path = tmp_path / "labkey.xml"
+    path.write_text(LABKEY_XML)
+    plan = import_peer_config("labkey", path)
+    check_plan(plan)
+    assert plan.values() == {
+        "mail.enabled": "true",
+        "mail.host": "smtp.labkey.example",
+        "mail.port": "25",
+    }
+    assert "Db-Pass" not in repr(plan)
+
+
+def test_xml_without_a_mail_resource_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "labkey.xml"
+    path.write_text("<Context><Resource type='javax.sql.DataSource'/></Context>")
+    with pytest.raises(ConfigImportError, match=r"javax\.mail\.Session"):
+        import_peer_config("labkey", path)
 
 
 # -- applying: errors name the peer key ------------------------------------------------

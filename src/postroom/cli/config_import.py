@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from postroom.cli.common import out, print_json, state, warn
-from postroom.errors import ConfigError
+from postroom.errors import ConfigError, ConfigImportError
 from postroom.runtime.settings import change_settings
 from postroom.settings import Configuration, Home, load, spec_for
 from postroom.settings.configfile import read_config_file
@@ -86,7 +86,7 @@ def import_(
         typer.Argument(
             metavar="FILE",
             help="omero: `omero config get` output; kallithea: production.ini; "
-            "labkey: application.properties.",
+            "labkey: application.properties or labkey.xml.",
             show_default=False,
         ),
     ],
@@ -98,6 +98,13 @@ def import_(
     """Map a peer's mail settings onto postroom's, in one all-or-nothing write."""
     cli = state(ctx)
     plan = import_peer_config(from_, file)
+    if not plan.mapped:
+        raise ConfigImportError(
+            f"holds no {plan.kind} mail settings: is it {plan.kind}'s file? (--from omero "
+            "takes `omero config get` output, kallithea its .ini, labkey application.properties "
+            "or labkey.xml); nothing was written",
+            path=str(file),
+        )
     config = _apply(cli.home, plan, dry_run=dry_run)
     written = not dry_run and bool(plan.mapped)
     if json_:
@@ -122,8 +129,6 @@ def import_(
         _print_plan(plan)
         if dry_run:
             out.print("Nothing written (dry run)")
-        elif not plan.mapped:
-            out.print(f"No mail settings found in {escape(str(file))}; nothing written")
         else:
             count = len(plan.mapped)
             noun = "setting" if count == 1 else "settings"
