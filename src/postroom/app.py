@@ -130,6 +130,7 @@ class Postroom:
         thread_id: str | None = None,
         from_: str | None = None,
         held: bool = False,
+        automatic: bool = False,
     ) -> int:
         """Compose one message and commit it to the outbox; return its id."""
         return self.send_many(
@@ -150,6 +151,7 @@ class Postroom:
                     "thread_id": thread_id,
                     "from_": from_,
                     "held": held,
+                    "automatic": automatic,
                 }
             ]
         )[0]
@@ -178,6 +180,7 @@ class Postroom:
         known = {
             "to", "subject", "text", "html", "cc", "bcc", "type", "idempotency_key",
             "attachments", "headers", "actor_name", "reply_to", "thread_id", "from_", "held",
+            "automatic",
         }  # fmt: skip
         unknown = set(item) - known
         if unknown:
@@ -199,6 +202,7 @@ class Postroom:
             reply_to=_addresses(item.get("reply_to")),
             thread_id=item.get("thread_id"),
             from_=item.get("from_"),
+            automatic=bool(item.get("automatic", False)),
         )
         composed = compose(outgoing, self._policy)
         return NewMessage(

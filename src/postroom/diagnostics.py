@@ -240,8 +240,13 @@ def _greeting(client: SMTPClient) -> str:
         raise _StepFailed(detail, f"{where} expects implicit TLS: set mail.security=ssl") from None
 
 
+#: How long the port is probed for TLS after a greeting did not come: short, so the
+#: step does not take twice mail.timeout (a TLS server answers a ClientHello at once).
+TLS_PROBE = 2.0
+
+
 def _speaks_tls(client: SMTPClient) -> bool:
-    return smtp_tls.speaks_tls(client.addresses, timeout=min(client.timeout, 5.0))
+    return smtp_tls.speaks_tls(client.addresses, timeout=min(client.timeout, TLS_PROBE))
 
 
 def _ehlo(client: SMTPClient) -> tuple[str, dict[str, object]]:
@@ -293,6 +298,13 @@ def _login(client: SMTPClient) -> str:
 
 
 def _refused(step: str, reply: Reply, fix: str) -> _StepFailed:
+    if reply.code == 421:  # not about this command: the server is closing the session
+        return _StepFailed(
+            f"the server closed the session at {step}: {reply}",
+            "421 means the server will not talk now (busy, rate limits, or it refuses this "
+            "client's address or EHLO name, see mail.helo_name): try again later, or read "
+            "the server's log for why",
+        )
     return _StepFailed(f"the server refused {step}: {reply}", fix)
 
 

@@ -222,3 +222,22 @@ def test_labkeys_stock_template_imports_to_a_working_set_up(tmp_path: Path) -> N
     got = run_postroom(tmp_path, "config", "get", "mail.username").stdout
     assert "(default)" in got
     assert "Anonymous" not in got
+
+
+def test_only_automatic_mail_says_auto_submitted(tmp_path: Path) -> None:
+    assert run_postroom(tmp_path, "send", "--to", "ada@example.org", "--subject", "by hand",
+                        "--text", "t").code == 0  # fmt: skip
+    assert run_postroom(tmp_path, "user", "add", "ada", "--email", "ada@example.org").code == 0
+    sent = run_postroom(tmp_path, "admin", "email", "Maintenance", "Down at six", "--everyone")
+    assert sent.code == 0, sent.output
+    with Postroom(tmp_path) as postroom:
+        postroom.send(to="bob@example.org", subject="reset", text="t", automatic=True)
+    raw = {
+        message["subject"]: run_postroom(
+            tmp_path, "outbox", "show", str(message["id"]), "--raw"
+        ).stdout  # fmt: skip
+        for message in json.loads(run_postroom(tmp_path, "outbox", "list", "--json").stdout)
+    }
+    assert "Auto-Submitted" not in raw["by hand"]
+    assert "Auto-Submitted: auto-generated" in raw["Maintenance"]
+    assert "Auto-Submitted: auto-generated" in raw["reset"]

@@ -250,3 +250,37 @@ def test_no_output_contains_the_password(
     assert PASSWORD not in run.output
     if json_output:
         json.loads(run.stdout)
+
+
+def test_a_missing_greeting_takes_about_the_timeout_not_twice_it(
+    silent_server: SilentServer, tmp_path: Path
+) -> None:
+    flags = [part for item in server_settings(silent_server) for part in ("--set", item)]
+    run = run_postroom(tmp_path, *flags, "--set", "mail.timeout=4", "test-email", "--to", TO,
+                       "--json")  # fmt: skip
+    greeting = next(s for s in json.loads(run.stdout)["steps"] if s["name"] == "greeting")
+    assert "within 4s" in greeting["detail"]
+    # 4 s of waiting for the greeting plus a short TLS probe of the port; it was 8 s.
+    assert greeting["seconds"] < 7.5
+
+
+def test_421_at_mail_from_is_the_server_closing_not_mail_from(
+    make_smtp_server: MakeServer, tmp_path: Path
+) -> None:
+    server = make_smtp_server(Recorder(mail_reply="421 4.7.0 too many connections, try later"))
+    run = check(tmp_path, *server_settings(server), json_output=True)
+    failing = next(s for s in json.loads(run.stdout)["steps"] if not s["ok"])
+    assert failing["name"] == "mail"
+    assert "closed the session" in failing["detail"]
+    assert "mail.from" not in failing["fix"]
+    assert "try again later" in failing["fix"]
+
+
+def test_ehlo_gives_this_machines_name(smtp_server: SMTPServer, tmp_path: Path) -> None:
+    import socket
+
+    check(tmp_path, *server_settings(smtp_server))
+    assert smtp_server.handler.ehlo_names == [socket.getfqdn()]
+    named = check(tmp_path, *server_settings(smtp_server), "mail.helo_name=mx.lab.example")
+    assert named.code == 0
+    assert smtp_server.handler.ehlo_names[-1] == "mx.lab.example"

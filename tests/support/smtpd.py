@@ -55,6 +55,7 @@ class Recorder:
     open_data_anyway: bool = False
     messages: list[Received] = field(default_factory=list)
     ehlo_peers: list[Any] = field(default_factory=list)
+    ehlo_names: list[str] = field(default_factory=list)
     mail_froms: list[str] = field(default_factory=list)
     rcpts: list[str] = field(default_factory=list)
     cram_md5_user: str | None = None
@@ -65,6 +66,7 @@ class Recorder:
     ) -> list[str]:
         session.host_name = hostname
         self.ehlo_peers.append(session.peer)
+        self.ehlo_names.append(hostname)
         if self.pipelining:
             responses.insert(1, "250-PIPELINING")
         return responses

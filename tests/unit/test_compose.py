@@ -75,11 +75,12 @@ def test_type_header_that_is_not_an_x_header_is_refused() -> None:
 
 
 def test_automatic_mail_says_auto_submitted() -> None:
-    assert sent()["Auto-Submitted"] == "auto-generated"
+    assert sent(automatic=True)["Auto-Submitted"] == "auto-generated"
 
 
 def test_mail_written_by_a_person_has_no_auto_submitted() -> None:
     assert "Auto-Submitted" not in sent(automatic=False)
+    assert "Auto-Submitted" not in sent()  # the default: a plain send
 
 
 def test_date_message_id_and_mime_version_are_set() -> None:

@@ -220,7 +220,7 @@ def header_names(msg: EmailMessage) -> list[str]:
 
 # The headers a message() gets, in order; extra headers go before the MIME ones.
 HEADERS = [
-    *("from", "to", "subject", "date", "message-id", "mime-version", "auto-submitted"),
+    *("from", "to", "subject", "date", "message-id", "mime-version"),
     "x-postroom-notification-type",
 ]
 TEXT_PLAIN = ["content-type", "content-transfer-encoding"]

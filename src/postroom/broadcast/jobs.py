@@ -292,7 +292,9 @@ class Broadcasts:
         next_index = job.queued
         handled = 0
         copies = PersonalCopies(
-            OutgoingMessage(subject=job.subject, text=text, html=html, type=BROADCAST_TYPE),
+            OutgoingMessage(
+                subject=job.subject, text=text, html=html, type=BROADCAST_TYPE, automatic=True
+            ),
             self.policy,
         )
         with self._candidates(job.id, audience, cutoff=job.created_at) as stream:
@@ -372,7 +374,14 @@ class Broadcasts:
         bcc: tuple[str, ...] = (),
     ) -> ComposedMessage:
         outgoing = OutgoingMessage(
-            to=to, cc=cc, bcc=bcc, subject=subject, text=text, html=html, type=BROADCAST_TYPE
+            to=to,
+            cc=cc,
+            bcc=bcc,
+            subject=subject,
+            text=text,
+            html=html,
+            type=BROADCAST_TYPE,
+            automatic=True,
         )
         return compose(outgoing, self.policy)
 

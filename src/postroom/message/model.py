@@ -72,7 +72,9 @@ class OutgoingMessage:
     # Not hashed: a mapping is not hashable, and the message is still a value.
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
     actor_name: str | None = None
-    automatic: bool = True
+    # Auto-Submitted: auto-generated (RFC 3834): notifications, reports, broadcasts;
+    # not a message a person asked to send.
+    automatic: bool = False
     reply_to: tuple[str, ...] = ()
     thread_id: str | None = None
     message_id: str | None = None

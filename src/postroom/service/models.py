@@ -47,6 +47,11 @@ class MessageIn(Strict):
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
     reply_to: Addresses
     hold: bool = False
+    automatic: bool = Field(
+        default=False,
+        description="Mail a program sent by itself (a notification, a password reset): "
+        "it gets Auto-Submitted: auto-generated, so auto-replies leave it alone.",
+    )
 
     @field_validator("to", "cc", "bcc", "reply_to", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ trusted or names other hosts (and which), every other failure a :class:`TLSError
 from __future__ import annotations
 
 import functools
+import re
 import socket
 import ssl
 from collections.abc import Callable, Mapping, Sequence
@@ -139,10 +140,14 @@ def _fqdn() -> str:
     return socket.getfqdn()
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
 def local_name(sock: socket.socket) -> str:
-    """The EHLO name: this machine's FQDN, else an address literal of our end."""
+    """The EHLO name: this machine's name (its FQDN where it has one), as the glossary
+    promises; an address literal of our end only when the name is unusable."""
     name = _fqdn()
-    if "." in name and name.isascii() and " " not in name:
+    if _HOST_NAME.fullmatch(name):
         return name
     address = str(sock.getsockname()[0])
     return f"[IPv6:{address}]" if ":" in address else f"[{address}]"

@@ -53,6 +53,7 @@ async def send_message(
             "reply_to": body.reply_to,
             "attachments": [_attachment(index, a) for index, a in enumerate(body.attachments)],
             "held": body.hold,
+            "automatic": body.automatic,
             # Per token: two clients may pick the same key without meeting.
             "idempotency_key": None
             if idempotency_key is None
