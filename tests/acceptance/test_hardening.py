@@ -235,7 +235,7 @@ def test_only_automatic_mail_says_auto_submitted(tmp_path: Path) -> None:
     raw = {
         message["subject"]: run_postroom(
             tmp_path, "outbox", "show", str(message["id"]), "--raw"
-        ).stdout  # fmt: skip
+        ).stdout
         for message in json.loads(run_postroom(tmp_path, "outbox", "list", "--json").stdout)
     }
     assert "Auto-Submitted" not in raw["by hand"]
