@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from tests.support.cli import run_postroom
+from tests.support.smtpd import SMTPServer
 
 from postroom import Postroom
 from postroom.errors import AddressError
@@ -241,3 +242,51 @@ def test_only_automatic_mail_says_auto_submitted(tmp_path: Path) -> None:
     assert "Auto-Submitted" not in raw["by hand"]
     assert "Auto-Submitted: auto-generated" in raw["Maintenance"]
     assert "Auto-Submitted: auto-generated" in raw["reset"]
+
+
+def test_long_listings_say_how_many_more_there_are(tmp_path: Path) -> None:
+    for number in range(3):
+        assert run_postroom(tmp_path, "send", "--to", "a@example.org", "--subject",
+                            f"s{number}", "--text", "t").code == 0  # fmt: skip
+    short = run_postroom(tmp_path, "outbox", "list", "--limit", "2")
+    assert "2 of 3 shown" in short.stderr
+    assert "--all" in short.stderr
+    everything = run_postroom(tmp_path, "outbox", "list", "--all")
+    assert "shown" not in everything.stderr
+    assert everything.stdout.count("a@example.org") == 3
+    with Postroom(tmp_path) as postroom:
+        from postroom.store.capture import CaptureStore, NewCapture
+
+        CaptureStore(postroom.engine).insert(
+            [NewCapture("x@example.org", ("b@example.org",), b"Subject: c\r\n\r\nt\r\n")] * 3
+        )
+    captured = run_postroom(tmp_path, "captured", "list", "--limit", "1")
+    assert "1 of 3 shown" in captured.stderr
+
+
+def test_the_readme_tour_delivers_in_step_4(tmp_path: Path, smtp_server: SMTPServer) -> None:
+    """Step 1 sets a real-looking server; step 4 delivers through step 3's local one."""
+    for key, value in (("mail.host", "smtp.university.example"), ("mail.port", "587"),
+                       ("mail.security", "starttls"), ("mail.username", "omero")):  # fmt: skip
+        assert run_postroom(tmp_path, "config", "set", key, value).code == 0
+    assert run_postroom(tmp_path, "config", "set", "mail.password", "--stdin",
+                        stdin="secret\n").code == 0  # fmt: skip
+    local = [
+        part
+        for item in (
+            f"mail.host={smtp_server.host}",
+            f"mail.port={smtp_server.port}",
+            "mail.security=none",
+            "mail.username=",
+            "mail.password=",
+        )
+        for part in ("--set", item)
+    ]
+    assert run_postroom(tmp_path, *local, "test-email", "--to", "you@example.org").code == 0
+    assert run_postroom(tmp_path, "send", "--to", "ada@example.org", "--subject", "Welcome",
+                        "--text", "Your account is ready.").code == 0  # fmt: skip
+    assert run_postroom(tmp_path, "config", "set", "mail.enabled", "true").code == 0
+    worker = run_postroom(tmp_path, *local, "worker", "--once")
+    assert worker.code == 0, worker.output
+    assert "delivered 1" in worker.stderr
+    assert any(m.rcpt_tos == ["ada@example.org"] for m in smtp_server.messages)

@@ -19,11 +19,11 @@ import typer
 from postroom.app import Postroom
 from postroom.capture import recording_warning
 from postroom.cli import captured_render as render
-from postroom.cli.common import fail, out, print_json, state, warn
+from postroom.cli.common import fail, more_note, out, print_json, state, warn
 from postroom.errors import EXIT_FAILED
 from postroom.settings.values import parse_duration
 from postroom.store.capture import CaptureStore
-from postroom.store.capture_queries import get_captured, list_captured
+from postroom.store.capture_queries import count_matching, get_captured, list_captured
 
 app = typer.Typer(help="Read the mail record: what `postroom catch` and recording mode kept.")
 
@@ -82,6 +82,7 @@ def list_(
     limit: Annotated[
         int, typer.Option("--limit", min=1, help="Show at most this many, newest first.")
     ] = 50,
+    all_: Annotated[bool, typer.Option("--all", help="Show every captured message.")] = False,
     json_: JsonOption = False,
 ) -> None:
     """List captured mail, newest first: envelope sender and recipients, subject, size."""
@@ -89,7 +90,16 @@ def list_(
     since_epoch = None if since is None else parse_since(since, now=now)
     with _postroom(ctx) as postroom:
         found = list_captured(
-            postroom.engine, to=to, subject=subject, since=since_epoch, limit=limit
+            postroom.engine,
+            to=to,
+            subject=subject,
+            since=since_epoch,
+            limit=None if all_ else limit,
+        )
+        total = (
+            len(found)
+            if all_
+            else count_matching(postroom.engine, to=to, subject=subject, since=since_epoch)
         )
     if json_:
         print_json([message.to_json() for message in found])
@@ -99,6 +109,7 @@ def list_(
         out.print("no captured message matches" if filtered else "the mail record is empty")
         return
     out.print(render.captured_table(found, now=now))
+    more_note(len(found), total)
     if any(message.source == "transport" for message in found):
         warn(render.RECORDED_NOTE)
 

@@ -73,3 +73,9 @@ def warn(message: str) -> None:
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
     raise typer.Exit(code)
+
+
+def more_note(shown: int, total: int) -> None:
+    """Say that a listing stopped short, and how to see the rest."""
+    if shown < total:
+        warn(f"{shown:,} of {total:,} shown, newest first; use --limit N or --all for more")

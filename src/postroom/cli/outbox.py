@@ -17,7 +17,7 @@ import typer
 from postroom.app import Postroom
 from postroom.capture import recording_warning
 from postroom.cli import outbox_render as render
-from postroom.cli.common import fail, out, print_json, state, warn
+from postroom.cli.common import fail, more_note, out, print_json, state, warn
 from postroom.store import queries
 from postroom.store.schema import (
     DEFERRED,
@@ -71,13 +71,15 @@ def list_(
     limit: Annotated[
         int, typer.Option("--limit", min=1, help="Show at most this many, newest first.")
     ] = 50,
+    all_: Annotated[bool, typer.Option("--all", help="Show every message.")] = False,
     json_: JsonOption = False,
 ) -> None:
     """List messages, newest first, with their state, age, recipients and last reply."""
     if status is not None:
         _check_status(status)
     with _postroom(ctx) as postroom:
-        found = queries.list_messages(postroom.engine, status=status, limit=limit)
+        found = queries.list_messages(postroom.engine, status=status, limit=None if all_ else limit)
+        total = len(found) if all_ else queries.count_messages(postroom.engine, status=status)
         mail_enabled = postroom.config.settings.mail.enabled
     if json_:
         print_json([message.to_json() for message in found])
@@ -86,6 +88,7 @@ def list_(
         out.print(f"no {status} messages in the outbox" if status else "the outbox is empty")
         return
     out.print(render.messages_table(found, now=time.time()))
+    more_note(len(found), total)
     for note in render.undelivered_notes(found, mail_enabled=mail_enabled):
         warn(note)
 

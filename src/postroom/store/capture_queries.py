@@ -12,7 +12,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, Select, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from postroom.store.engine import reading
@@ -114,6 +114,30 @@ def _recipient_filter(to: str, exact: bool) -> ColumnElement[bool]:
     return func.lower(captured.c.rcpt_tos).like(pattern, escape="\\")
 
 
+def _matching(
+    query: Select[Any],
+    *,
+    to: str | None,
+    exact: bool | None,
+    subject: str | None,
+    since: float | None,
+    after_id: int | None,
+) -> Select[Any]:
+    if to:
+        query = query.where(_recipient_filter(to, is_full_address(to) if exact is None else exact))
+    if subject:
+        query = query.where(
+            func.lower(captured.c.subject).like(
+                "%" + like_escape(subject.lower()) + "%", escape="\\"
+            )
+        )
+    if since is not None:
+        query = query.where(captured.c.received_at >= since)
+    if after_id is not None:
+        query = query.where(captured.c.id > after_id)
+    return query
+
+
 def list_captured(
     engine: Engine,
     *,
@@ -132,25 +156,40 @@ def list_captured(
     case. ``since``: received at or after this epoch time. ``after_id``: only ids
     greater than this.
     """
-    query = select(*_summary_columns)
-    if to:
-        query = query.where(_recipient_filter(to, is_full_address(to) if exact is None else exact))
-    if subject:
-        query = query.where(
-            func.lower(captured.c.subject).like(
-                "%" + like_escape(subject.lower()) + "%", escape="\\"
-            )
-        )
-    if since is not None:
-        query = query.where(captured.c.received_at >= since)
-    if after_id is not None:
-        query = query.where(captured.c.id > after_id)
+    query = _matching(
+        select(*_summary_columns),
+        to=to,
+        exact=exact,
+        subject=subject,
+        since=since,
+        after_id=after_id,
+    )
     query = query.order_by(captured.c.id if oldest_first else captured.c.id.desc())
     if limit is not None:
         query = query.limit(limit)
     with reading(engine.connect()) as connection, connection.begin():
         rows = connection.execute(query).all()
     return [_summary(row) for row in rows]
+
+
+def count_matching(
+    engine: Engine,
+    *,
+    to: str | None = None,
+    subject: str | None = None,
+    since: float | None = None,
+) -> int:
+    """How many captured messages :func:`list_captured` with these filters would find."""
+    query = _matching(
+        select(func.count()).select_from(captured),
+        to=to,
+        exact=None,
+        subject=subject,
+        since=since,
+        after_id=None,
+    )
+    with reading(engine.connect()) as connection, connection.begin():
+        return int(connection.execute(query).scalar_one())
 
 
 def count_captured(engine: Engine) -> int:

@@ -13,7 +13,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, func, select
+from sqlalchemy import Connection, Engine, Select, case, func, select
 
 from postroom.store.engine import reading
 from postroom.store.schema import (
@@ -41,6 +41,7 @@ from postroom.store.views import (
 
 __all__ = [
     "AGE_BUCKETS",
+    "count_messages",
     "get_message",
     "is_full_address",
     "like_escape",
@@ -76,20 +77,9 @@ def check_status(status: str) -> str:
     return status
 
 
-def list_messages(
-    engine: Engine,
-    *,
-    status: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-    to: str | None = None,
-    type: str | None = None,
-    before_id: int | None = None,
-) -> list[MessageSummary]:
-    """Messages newest first (by id), optionally only those in ``status``, of ``type``,
-    to a recipient (a whole address exactly, any case, or a part of one), or older
-    than message ``before_id`` (the next page after it)."""
-    query = select(*_summary_columns).order_by(messages.c.id.desc())
+def _matching(
+    query: Select[Any], *, status: str | None, to: str | None, type: str | None
+) -> Select[Any]:
     if status is not None:
         query = query.where(messages.c.status == check_status(status))
     if type:
@@ -105,6 +95,25 @@ def list_messages(
         query = query.where(
             messages.c.id.in_(select(recipients.c.message_pk).where(match).scalar_subquery())
         )
+    return query
+
+
+def list_messages(
+    engine: Engine,
+    *,
+    status: str | None = None,
+    limit: int | None = 100,
+    offset: int = 0,
+    to: str | None = None,
+    type: str | None = None,
+    before_id: int | None = None,
+) -> list[MessageSummary]:
+    """Messages newest first (by id), optionally only those in ``status``, of ``type``,
+    to a recipient (a whole address exactly, any case, or a part of one), or older
+    than message ``before_id`` (the next page after it). ``limit`` None: all."""
+    query = _matching(
+        select(*_summary_columns).order_by(messages.c.id.desc()), status=status, to=to, type=type
+    )
     if before_id is not None:
         query = query.where(messages.c.id < before_id)
     query = query.limit(limit).offset(offset)
@@ -112,6 +121,15 @@ def list_messages(
         rows = connection.execute(query).all()
         by_message = _recipients_of(connection, [row.id for row in rows])
     return [_summary(row, by_message.get(row.id, ())) for row in rows]
+
+
+def count_messages(
+    engine: Engine, *, status: str | None = None, to: str | None = None, type: str | None = None
+) -> int:
+    """How many messages :func:`list_messages` with these filters would find in all."""
+    query = _matching(select(func.count()).select_from(messages), status=status, to=to, type=type)
+    with reading(engine.connect()) as connection, connection.begin():
+        return int(connection.execute(query).scalar_one())
 
 
 def message_status(engine: Engine, pk: int) -> str | None:
