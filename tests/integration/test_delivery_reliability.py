@@ -139,8 +139,17 @@ def test_mixed_replies_retry_only_the_deferred_recipient(
             )
             _deliver(postroom)
             detail = get_message(postroom.engine, pk)
+            # An admin's retry gives the refused recipient another try, only it.
+            assert postroom.outbox.retry([pk]) == 1
+            handler.rcpt_replies = {}
+            _deliver(postroom)
+            retried = get_message(postroom.engine, pk)
     finally:
         server.stop()
+    assert retried is not None
+    assert (retried.summary.status, retried.summary.outcome) == ("sent", "sent")
+    assert server.messages[-1].rcpt_tos == ["gone@example.org"]
+    server.messages.pop()
     assert detail is not None
     assert [m.rcpt_tos for m in server.messages] == [["ok@example.org"], ["later@example.org"]]
     assert {r.address: r.status for r in detail.summary.recipients} == {
