@@ -27,19 +27,24 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield running
 
 
-def log_in(service: Service, client: httpx.Client) -> None:
+def try_login(client: httpx.Client, password: str) -> httpx.Response:
+    """Fetch the login form (for its token), then send it with ``password`` for root."""
     form = client.get("/console/login").text
     token = re.search(r'name="login_token" value="([^"]+)"', form)
     assert token
-    done = client.post(
+    return client.post(
         "/console/login",
         data={
             "username": "root",
-            "password": service.first_password(),
+            "password": password,
             "login_token": token.group(1),
             "next": "/console/",
         },
     )
+
+
+def log_in(service: Service, client: httpx.Client) -> None:
+    done = try_login(client, service.first_password())
     assert done.status_code == 303
     assert done.headers["location"] == "/console/"
 
@@ -137,24 +142,8 @@ def test_pages_forbid_framing_and_foreign_scripts(service: Service) -> None:
 
 def test_logins_are_throttled(service: Service) -> None:
     with httpx.Client(base_url=service.url) as client:
-        form = client.get("/console/login").text
-        token = re.search(r'name="login_token" value="([^"]+)"', form)
-        assert token
-        codes = []
-        for _ in range(6):
-            answer = client.post(
-                "/console/login",
-                data={"username": "root", "password": "guess", "login_token": token.group(1)},
-            )
-            codes.append(answer.status_code)
-        right = client.post(
-            "/console/login",
-            data={
-                "username": "root",
-                "password": service.first_password(),
-                "login_token": token.group(1),
-            },
-        )
+        codes = [try_login(client, "guess").status_code for _ in range(6)]
+        right = try_login(client, service.first_password())
     assert codes == [401] * 5 + [429]
     assert right.status_code == 429  # even the right password waits out the window
     assert "Too many failed logins" in right.text
