@@ -11,15 +11,17 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
 
 from postroom.broadcast import BroadcastReport, BroadcastRequest, Broadcasts
 from postroom.errors import MessageError
 from postroom.message import Attachment, ComposePolicy, OutgoingMessage, compose
+from postroom.notify import Notifier
 from postroom.settings import Configuration, Home, load
 from postroom.store.engine import database_url
 from postroom.store.outbox import Outbox
-from postroom.store.records import Enqueued, NewMessage, NewRecipient
+from postroom.store.records import Enqueued, NewMessage
 from postroom.users import Users
 
 Addresses = str | Sequence[str]
@@ -54,6 +56,7 @@ class Postroom:
         self._outbox: Outbox | None = None
         self._users: Users | None = None
         self._broadcasts: Broadcasts | None = None
+        self._notifier: Notifier | None = None
 
     def reconfigure(self, config: Configuration) -> None:
         """Compose with ``config`` from now on (mail.from, prefixes...); the database
@@ -62,6 +65,8 @@ class Postroom:
         self._policy = ComposePolicy.from_settings(config.settings.mail)
         if self._broadcasts is not None:
             self._broadcasts.policy = self._policy
+        if self._notifier is not None:
+            self._notifier.reconfigure(config, self._policy)
 
     # -- storage ---------------------------------------------------------------------
 
@@ -96,6 +101,13 @@ class Postroom:
             self._broadcasts = Broadcasts(self.engine, self._policy, self.users)
         return self._broadcasts
 
+    @property
+    def notifications(self) -> Notifier:
+        """Event notifications: emit, digests, heartbeats, preferences, templates."""
+        if self._notifier is None:
+            self._notifier = Notifier(self.engine, self.config, self._policy, outbox=self.outbox)
+        return self._notifier
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -103,6 +115,7 @@ class Postroom:
             self._outbox = None
             self._users = None
             self._broadcasts = None
+            self._notifier = None
 
     def __enter__(self) -> Postroom:
         return self
@@ -156,6 +169,24 @@ class Postroom:
             ]
         )[0]
 
+    def emit(
+        self,
+        type: str,
+        *,
+        actor: str | int | None = None,
+        data: Mapping[str, Any] | None = None,
+        connection: Connection | Session | None = None,
+    ) -> list[int]:
+        """Turn an event into notification mail (DESIGN §6) and return the ids queued.
+
+        Pass the host app's own ``connection`` (or ORM ``session``) on postroom's
+        database to write the mail inside its transaction: a rollback sends nothing.
+        A bad payload raises EventError naming the field; nothing is queued. A
+        password.reset returns no ids either way, so it reveals no account.
+        """
+        result = self.notifications.emit(type, actor=actor, data=data, connection=connection)
+        return list(result.to_json()["ids"])
+
     def broadcast(self, subject: str, text: str, **options: Any) -> BroadcastReport:
         """Admin email: one message per selected user, all committed on return. Options
         are the fields of :class:`~postroom.broadcast.BroadcastRequest` (``everyone``,
@@ -204,18 +235,9 @@ class Postroom:
             from_=item.get("from_"),
             automatic=bool(item.get("automatic", False)),
         )
-        composed = compose(outgoing, self._policy)
-        return NewMessage(
-            message_id=composed.message_id,
+        return NewMessage.from_composed(
+            compose(outgoing, self._policy),
             type=outgoing.type,
-            subject=composed.subject,
-            from_header=composed.from_header,
-            envelope_from=composed.envelope.sender,
-            raw=composed.as_bytes(),
-            recipients=tuple(
-                NewRecipient(address, kind) for address, kind in composed.recipient_kinds
-            ),
-            smtputf8=composed.envelope.smtputf8,
             idempotency_key=item.get("idempotency_key"),
             held=bool(item.get("held", False)),
         )

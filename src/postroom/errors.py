@@ -76,6 +76,14 @@ class MessageError(PostroomError):
     """A message cannot be composed as asked."""
 
 
+class EventError(MessageError):
+    """An event that cannot be emitted: unknown type, or a payload with a bad field."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class AddressError(MessageError):
     """An e-mail address is malformed or not allowed."""
 

@@ -55,7 +55,7 @@ from postroom.store.broadcast_queries import BroadcastDetail, BroadcastSummary
 from postroom.store.broadcasts import BroadcastStore, CandidateRow, JobRow, Link, NewBroadcast
 from postroom.store.directory_schema import FANNING_OUT
 from postroom.store.engine import reading
-from postroom.store.records import NewMessage, NewRecipient
+from postroom.store.records import NewMessage
 from postroom.users import Users
 
 CHUNK = 1000  # messages (and links) committed per transaction
@@ -438,16 +438,7 @@ def _bodies(body: str, is_html: bool) -> tuple[str, str | None]:
 
 
 def _new_message(composed: ComposedMessage) -> NewMessage:
-    return NewMessage(
-        message_id=composed.message_id,
-        type=BROADCAST_TYPE,
-        subject=composed.subject,
-        from_header=composed.from_header,
-        envelope_from=composed.envelope.sender,
-        raw=composed.as_bytes(),
-        recipients=tuple(NewRecipient(address, kind) for address, kind in composed.recipient_kinds),
-        smtputf8=composed.envelope.smtputf8,
-    )
+    return NewMessage.from_composed(composed, type=BROADCAST_TYPE)
 
 
 def _chunks(decisions: Iterable[Decision], size: int) -> Iterator[Sequence[Decision]]:

@@ -16,6 +16,7 @@ from postroom.cli import catch as catch_commands
 from postroom.cli import config as config_commands
 from postroom.cli import db as db_commands
 from postroom.cli import groups as group_commands
+from postroom.cli import notify as notify_commands
 from postroom.cli import outbox as outbox_commands
 from postroom.cli import passwd as passwd_commands
 from postroom.cli import send as send_commands
@@ -55,7 +56,11 @@ app.add_typer(group_commands.app, name="group")
 app.add_typer(admin_commands.app, name="admin")
 app.add_typer(broadcast_commands.app, name="broadcast")
 app.add_typer(token_commands.app, name="token")
+app.add_typer(notify_commands.templates_app, name="templates")
 user_commands.app.command("passwd")(passwd_commands.command)
+user_commands.app.command("prefs")(notify_commands.prefs)
+app.command("emit")(notify_commands.emit)
+app.command("heartbeat")(notify_commands.heartbeat)
 app.command("send")(send_commands.command)
 app.command("worker")(worker_commands.command)
 app.command("test-email")(test_email.command)

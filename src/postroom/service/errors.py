@@ -26,6 +26,7 @@ from postroom.errors import (
     ConfigError,
     DirectoryError,
     HeaderError,
+    EventError,
     MessageError,
     MessageTooLargeError,
     NameTakenError,
@@ -104,6 +105,8 @@ def status_of(error: PostroomError) -> tuple[int, str, str | None]:
         return 422, "invalid_address", None
     if isinstance(error, HeaderError):
         return 422, "invalid_header", "headers"
+    if isinstance(error, EventError):
+        return 422, "invalid_event", error.field
     if isinstance(error, MessageError):
         return 422, "invalid_message", None
     if isinstance(error, NotFoundError):

@@ -13,6 +13,7 @@ from typing import Any
 from postroom.settings import kinds
 from postroom.settings.faults import FaultRule
 from postroom.settings.kinds import HostPort, Kind, RateLimit, Secret
+from postroom.settings.senders import SendersBase, SendersSettings
 
 
 def setting(default: Any, kind: Kind, description: str, *, secret: bool = False) -> Any:
@@ -266,6 +267,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
     reports: ReportsSettings = field(default_factory=ReportsSettings)
+    senders: SendersBase = field(default_factory=SendersSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +292,7 @@ def _build_glossary() -> dict[str, SettingSpec]:
     defaults = Settings()
     for section_field in fields(Settings):
         for item in fields(getattr(defaults, section_field.name)):
-            name = item.name.rstrip("_")
+            name = item.metadata.get("name") or item.name.rstrip("_")
             key = f"{section_field.name}.{name}"
             glossary[key] = SettingSpec(
                 key=key,

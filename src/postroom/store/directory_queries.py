@@ -67,7 +67,7 @@ class Group:
         }
 
 
-_USER_COLUMNS = (
+USER_COLUMNS = (
     users.c.id,
     users.c.username,
     users.c.full_name,
@@ -82,7 +82,7 @@ def list_users(
     engine: Engine, *, include_inactive: bool = False, group_id: int | None = None
 ) -> list[User]:
     """Users by id (active ones unless ``include_inactive``), optionally of one group."""
-    query = select(*_USER_COLUMNS).order_by(users.c.id)
+    query = select(*USER_COLUMNS).order_by(users.c.id)
     if not include_inactive:
         query = query.where(users.c.active.is_(True))
     if group_id is not None:
@@ -100,13 +100,13 @@ def list_users(
         )
         for user_id, name in connection.execute(membership):
             names[user_id].append(name)
-    return [_user(row, names.get(row.id, ())) for row in rows]
+    return [user_from_row(row, names.get(row.id, ())) for row in rows]
 
 
 def get_user(engine: Engine, user_id: int) -> User | None:
     with engine.connect() as connection:
         connection = reading(connection)
-        row = connection.execute(select(*_USER_COLUMNS).where(users.c.id == user_id)).first()
+        row = connection.execute(select(*USER_COLUMNS).where(users.c.id == user_id)).first()
         if row is None:
             return None
         names = connection.execute(
@@ -115,7 +115,7 @@ def get_user(engine: Engine, user_id: int) -> User | None:
             .where(members.c.user_id == user_id)
             .order_by(groups.c.name)
         ).scalars()
-        return _user(row, tuple(names))
+        return user_from_row(row, tuple(names))
 
 
 def list_groups(engine: Engine) -> list[Group]:
@@ -138,7 +138,7 @@ def group_name(engine: Engine, group_id: int) -> str | None:
         return found.scalar_one_or_none()
 
 
-def _user(row: Any, group_names: Sequence[str]) -> User:
+def user_from_row(row: Any, group_names: Sequence[str]) -> User:
     return User(
         id=row.id,
         username=row.username,

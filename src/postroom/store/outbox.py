@@ -119,7 +119,7 @@ class Outbox:
             lambda items: self._commit(items, time.time())
         )
 
-    def _made_due(self) -> None:
+    def made_due(self) -> None:
         if self._on_due is not None:
             self._on_due()
 
@@ -135,7 +135,7 @@ class Outbox:
         """
         results = self._commit(items, now) if now is not None else self._group.submit(items)
         if any(result.created for result in results):
-            self._made_due()
+            self.made_due()
         return results
 
     def _commit(self, items: Sequence[NewMessage], now: float) -> list[Enqueued]:
@@ -466,7 +466,7 @@ class Outbox:
                     )
                 )
             tell_listeners(connection)
-        self._made_due()
+        self.made_due()
         return len(chosen)
 
     def hold(self, pk: int) -> bool:
@@ -487,7 +487,7 @@ class Outbox:
             if moved and to_state == QUEUED:
                 tell_listeners(connection)
         if moved and to_state == QUEUED:
-            self._made_due()
+            self.made_due()
         return moved
 
     def purge(self, *, older_than: float, statuses: Sequence[str] = (SENT,)) -> int:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from postroom.message import ComposedMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +29,28 @@ class NewMessage:
     smtputf8: bool = False
     idempotency_key: str | None = None
     held: bool = False
+
+    @classmethod
+    def from_composed(
+        cls,
+        composed: ComposedMessage,
+        *,
+        type: str,
+        idempotency_key: str | None = None,
+        held: bool = False,
+    ) -> NewMessage:
+        return cls(
+            message_id=composed.message_id,
+            type=type,
+            subject=composed.subject,
+            from_header=composed.from_header,
+            envelope_from=composed.envelope.sender,
+            raw=composed.as_bytes(),
+            recipients=tuple(NewRecipient(a, kind) for a, kind in composed.recipient_kinds),
+            smtputf8=composed.envelope.smtputf8,
+            idempotency_key=idempotency_key,
+            held=held,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,460 @@
+"""``Notifier``: one event in, the right mail to the right people out (DESIGN §6).
+
+``emit`` parses the payload, finds the recipients by the type's rule, and either
+composes one message per recipient into the outbox or, for a digest or a throttled
+login.failed, keeps a pending item that :mod:`postroom.notify.gather` turns into mail
+when its window closes. All of it happens in one transaction: the caller's, when the
+host app passes its own connection, so a rolled-back action sends nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
+
+from postroom.errors import EventError, TokenError
+from postroom.message import ComposePolicy
+from postroom.notify import recipients as rules
+from postroom.notify.context import build_context, person, shown_time
+from postroom.notify.mails import Links, notification
+from postroom.notify.payloads import (
+    CommentEvent,
+    LoginFailed,
+    PasswordReset,
+    Payload,
+    ReviewEvent,
+    parse_payload,
+)
+from postroom.notify.templates import Rendered, Templates
+from postroom.notify.unsubscribe import KEY_NAME
+from postroom.settings import Configuration
+from postroom.settings.senders import EVENTS_BY_NAME
+from postroom.store import notify as store
+from postroom.store.directory_queries import User
+from postroom.store.outbox import Outbox
+from postroom.store.records import NewMessage
+
+logger = logging.getLogger("postroom.notify")
+
+WINDOWS = {"15m": 900.0, "1h": 3600.0, "daily": 86400.0}
+HostConnection = Connection | Session
+
+
+def window_end(window: str, now: float) -> float:
+    """The end of the clock-aligned window (UTC) that ``now`` falls in."""
+    size = WINDOWS[window]
+    return (math.floor(now / size) + 1) * size
+
+
+@dataclass(slots=True)
+class EmitResult:
+    """What one emit did; ``to_json`` is what the CLI and the API answer."""
+
+    type: str
+    ids: list[int] = field(default_factory=list)
+    recipients: int = 0
+    pending: int = 0  # gathered for a digest or a throttle window
+    inactive: int = 0
+    no_address: int = 0
+    opted_out: int = 0
+    unknown: int = 0
+    fallback: bool = False
+    disabled: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        if self.type == "password.reset":
+            # The same answer whether or not the address has an account.
+            return {"type": self.type, "ids": []}
+        return {
+            "type": self.type,
+            "ids": self.ids,
+            "recipients": self.recipients,
+            "pending": self.pending,
+            "skipped": {
+                "inactive": self.inactive,
+                "no_address": self.no_address,
+                "opted_out": self.opted_out,
+                "unknown_users": self.unknown,
+            },
+            "fallback": self.fallback,
+            "disabled": self.disabled,
+        }
+
+
+class Notifier:
+    def __init__(
+        self,
+        engine: Engine,
+        config: Configuration,
+        policy: ComposePolicy,
+        *,
+        outbox: Outbox,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.outbox = outbox
+        self.clock = clock
+        self.templates = Templates(config.home.path / "templates")
+        self.reconfigure(config, policy)
+        self._links: Links | None = None
+
+    def reconfigure(self, config: Configuration, policy: ComposePolicy) -> None:
+        self.config = config
+        self.policy = policy
+        self._links = None
+
+    @property
+    def links(self) -> Links:
+        if self._links is None:
+            with self.engine.begin() as connection:
+                return self._links_in(connection)
+        return self._links
+
+    def _links_in(self, connection: Connection) -> Links:
+        """The links, reading (or making) the signing key in ``connection``'s
+        transaction: on SQLite another connection would wait for this one's lock."""
+        if self._links is None:
+            key = store.signing_key(connection, KEY_NAME)
+            self._links = Links.from_config(self.config, key)
+        return self._links
+
+    @contextmanager
+    def _transaction(self, host: HostConnection | None) -> Iterator[Connection]:
+        if host is None:
+            with self.engine.begin() as connection:
+                yield connection
+        elif isinstance(host, Session):
+            yield host.connection()
+        else:
+            yield host
+
+    # -- emit ------------------------------------------------------------------------
+
+    def emit(
+        self,
+        event: str,
+        *,
+        actor: str | int | None = None,
+        data: Mapping[str, Any] | Payload | None = None,
+        connection: HostConnection | None = None,
+        now: float | None = None,
+    ) -> EmitResult:
+        """Emit ``event``; see the module's docstring. A bad payload raises EventError
+        naming the field, and nothing is stored."""
+        payload = data if isinstance(data, Payload) else parse_payload(event, dict(data or {}))
+        result = EmitResult(type=event)
+        senders = self.config.settings.senders
+        if not senders.enabled(event):
+            result.disabled = True
+            return result
+        now = self.clock() if now is None else now
+        with self._transaction(connection) as db:
+            self._links_in(db)
+            actor_user, actor_name = self._actor(db, actor)
+            candidates = rules.audience(event, payload, self._lookup(db))
+            kind = EVENTS_BY_NAME[event]
+            opted = (
+                store.opted_out(db, [u.id for u in candidates.people], event)
+                if kind.opt_out
+                else set()
+            )
+            chosen = rules.select(
+                candidates, actor=actor_user, actor_name=actor_name, opted_out=opted
+            )
+            result.inactive, result.no_address = chosen.inactive, chosen.no_address
+            result.opted_out, result.unknown = chosen.opted_out, candidates.unknown
+            result.fallback = candidates.fallback
+            self._remember_commenter(db, payload, actor_user, now)
+            if candidates.fallback:
+                logger.warning("%s: no recipient could be determined; sent to the admins", event)
+            items = self._plan(event, payload, chosen, candidates, actor_user, actor_name, now)
+            messages = [item for item in items if isinstance(item, NewMessage)]
+            pending = [item for item in items if not isinstance(item, NewMessage)]
+            store.add_pending(db, pending, now)
+            if isinstance(payload, PasswordReset) and not chosen.recipients:
+                # No account has this address: compose all the same and keep nothing,
+                # so the reply and the time taken say nothing about who has an account.
+                self.compose_for(
+                    event,
+                    payload,
+                    rules.Recipient(payload.email, None),
+                    actor_context=None,
+                    shown_actor=None,
+                    thread=None,
+                    now=now,
+                )
+            result.ids = self.outbox.insert(db, messages, now=now)
+            result.pending = len(pending)
+            result.recipients = len(chosen.recipients)
+        if result.ids and connection is None:
+            self.outbox.made_due()
+        return result
+
+    def _actor(self, db: Connection, actor: str | int | None) -> tuple[User | None, str | None]:
+        if actor is None or actor == "":
+            return None, None
+        if isinstance(actor, int) or str(actor).isdigit():
+            by_id = store.user_by_id(db, int(actor))
+            if by_id is not None:
+                return by_id, by_id.username
+        user = store.users_named(db, [str(actor)]).get(str(actor))
+        return user, str(actor)
+
+    def _lookup(self, db: Connection) -> rules.Lookup:
+        login = self.config.settings.senders
+        return rules.Lookup(
+            users=lambda names: store.users_named(db, names),
+            admins=lambda: store.admin_users(db),
+            participants=lambda thread: store.participants(db, thread),
+            user_with_email=lambda address: store.user_with_email(db, address),
+            mail_admins=self.config.settings.mail.admins,
+            login_users=tuple(login.option("login.failed", "users")),
+            login_notify_admins=bool(login.option("login.failed", "notify_admins")),
+            login_notify_user=bool(login.option("login.failed", "notify_user")),
+        )
+
+    @staticmethod
+    def _remember_commenter(
+        db: Connection, payload: Payload, actor: User | None, now: float
+    ) -> None:
+        if actor is not None and isinstance(payload, CommentEvent | ReviewEvent):
+            store.add_participant(db, payload.object.thread, actor.id, now)
+
+    def _plan(
+        self,
+        event: str,
+        payload: Payload,
+        chosen: rules.Selection,
+        candidates: rules.Audience,
+        actor: User | None,
+        actor_name: str | None,
+        now: float,
+    ) -> list[NewMessage | tuple[str, str, float, dict[str, Any]]]:
+        """A message per recipient now, or a pending item per recipient for later."""
+        actor_context = person(actor, actor_name)
+        shown_actor = actor_context["name"] if actor_context else None
+        if event in {"server.up", "server.down", "login.failed", "password.reset"}:
+            shown_actor = None  # system mail: From is mail.from itself
+        thread = payload.object.thread if isinstance(payload, CommentEvent | ReviewEvent) else None
+        if candidates.fallback and chosen.recipients:
+            addresses = tuple(r.address for r in chosen.recipients)
+            rendered = self.templates.render(
+                event,
+                build_context(event, payload, actor=actor_context, site_url=self.links.base_url),
+            )
+            return [
+                notification(
+                    event,
+                    rendered,
+                    to=addresses,
+                    policy=self.policy,
+                    actor_name=shown_actor,
+                    thread=thread,
+                )
+            ]
+        window = self._window(event)
+        mentioned = set(rules.mentions(getattr(payload, "text", "") or ""))
+        made: list[NewMessage | tuple[str, str, float, dict[str, Any]]] = []
+        for recipient in chosen.recipients:
+            if window is not None:
+                made.append(
+                    self._pending(
+                        event, payload, recipient, actor_context, shown_actor, thread, window, now
+                    )
+                )
+                continue
+            made.append(
+                self.compose_for(
+                    event,
+                    payload,
+                    recipient,
+                    actor_context=actor_context,
+                    shown_actor=shown_actor,
+                    thread=thread,
+                    mentioned=recipient.user is not None and recipient.user.username in mentioned,
+                    now=now,
+                    attempts=[{"at": shown_time(now), "ip": getattr(payload, "ip", "")}],
+                )
+            )
+        return made
+
+    def _window(self, event: str) -> str | float | None:
+        senders = self.config.settings.senders
+        if event == "login.failed":
+            throttle = float(senders.option("login.failed", "throttle"))
+            return throttle or None
+        digest = senders.digest(event)
+        return None if digest == "off" else digest
+
+    def _pending(
+        self,
+        event: str,
+        payload: Payload,
+        recipient: rules.Recipient,
+        actor_context: dict[str, Any] | None,
+        shown_actor: str | None,
+        thread: str | None,
+        window: str | float,
+        now: float,
+    ) -> tuple[str, str, float, dict[str, Any]]:
+        user = recipient.user
+        if isinstance(payload, LoginFailed):
+            key = f"login.failed|{payload.user}|{recipient.address.lower()}"
+        else:
+            key = f"{event}|{recipient.address.lower()}"
+        due = window_end(window, now) if isinstance(window, str) else now + window
+        item = {
+            "event": event,
+            "data": payload.model_dump(mode="json"),
+            "actor": actor_context,
+            "shown_actor": shown_actor,
+            "thread": thread,
+            "address": recipient.address,
+            "user_id": user.id if user else None,
+            "recipient": person(user) if user else None,
+            "at": now,
+        }
+        return (event, key, due, item)
+
+    def compose_for(
+        self,
+        event: str,
+        payload: Payload | dict[str, Any],
+        recipient: rules.Recipient,
+        *,
+        actor_context: dict[str, Any] | None,
+        shown_actor: str | None,
+        thread: str | None,
+        now: float,
+        mentioned: bool = False,
+        attempts: list[dict[str, Any]] | None = None,
+        items: list[dict[str, Any]] | None = None,
+        base: str | None = None,
+    ) -> NewMessage:
+        """One recipient's message: rendered, with an unsubscribe link where allowed."""
+        headers: dict[str, str] = {}
+        url = ""
+        if EVENTS_BY_NAME[event].opt_out and recipient.user is not None:
+            url, headers = self.links.unsubscribe(recipient.user.id, event, now)
+        context = build_context(
+            event,
+            payload,
+            actor=actor_context,
+            recipient=person(recipient.user) if recipient.user else None,
+            mentioned=mentioned,
+            site_url=self.links.base_url,
+            unsubscribe_url=url,
+            attempts=attempts or [],
+            items=items or [],
+        )
+        rendered = self.templates.render(base or event, context)
+        return notification(
+            event,
+            rendered,
+            to=(recipient.address,),
+            policy=self.policy,
+            actor_name=shown_actor,
+            thread=thread,
+            headers=headers,
+        )
+
+    # -- windows, heartbeats, preferences --------------------------------------------
+
+    def flush_due(self, now: float | None = None) -> list[int]:
+        """Queue the digests and throttled mail whose window has closed; their ids."""
+        from postroom.notify.gather import flush_due
+
+        return flush_due(self, self.clock() if now is None else now)
+
+    def beat(self, name: str, every: float, now: float | None = None) -> bool:
+        """Record a host app's heartbeat; True if it ended a reported silence."""
+        from postroom.notify.gather import record_beat
+
+        return record_beat(self, name, every, self.clock() if now is None else now)
+
+    def watch(self, now: float | None = None) -> list[str]:
+        """server.down for host apps whose heartbeats stopped; their names."""
+        from postroom.notify.gather import watch_heartbeats
+
+        return watch_heartbeats(self, self.clock() if now is None else now)
+
+    def tick(self, now: float | None = None) -> None:
+        """What a worker does now and then: closed windows, then silent host apps."""
+        now = self.clock() if now is None else now
+        self.flush_due(now)
+        self.watch(now)
+
+    def opted_out(self, user_id: int) -> list[str]:
+        return store.optouts_of(self.engine, user_id)
+
+    def set_prefs(
+        self, user_id: int, *, off: Sequence[str] = (), on: Sequence[str] = ()
+    ) -> list[str]:
+        """Switch types off or on for one user; the types now off."""
+        for event in [*off, *on]:
+            kind = EVENTS_BY_NAME.get(event)
+            if kind is None:
+                raise EventError(
+                    f"unknown notification type {event!r}; use one of {', '.join(EVENTS_BY_NAME)}",
+                    field="type",
+                )
+            if not kind.opt_out and event in off:
+                raise EventError(
+                    f"{event} cannot be switched off: it is security mail", field="type"
+                )
+        with self.engine.begin() as connection:
+            store.set_optouts(connection, user_id, off=off, on=on)
+        return self.opted_out(user_id)
+
+    def unsubscribe(self, token: str, now: float | None = None) -> tuple[int, str]:
+        """Carry out a one-click unsubscribe; (user id, type), or TokenError."""
+        from postroom.notify.unsubscribe import read_token
+
+        request = read_token(self.links.key, token, now=self.clock() if now is None else now)
+        kind = EVENTS_BY_NAME.get(request.type)
+        if kind is None or not kind.opt_out:
+            raise TokenError("this unsubscribe link is not valid; use the link from a recent mail")
+        with self.engine.begin() as connection:
+            if store.user_by_id(connection, request.user_id) is None:
+                raise TokenError("this unsubscribe link names no account any more")
+            store.set_optouts(connection, request.user_id, off=[request.type])
+        return request.user_id, request.type
+
+    def preview(
+        self, event: str, data: Mapping[str, Any] | None = None, *, actor: str | None = None
+    ) -> Rendered:
+        """The mail ``event`` would make (sample data when none is given), to read."""
+        from postroom.notify.samples import SAMPLES
+
+        payload = parse_payload(event, dict(data) if data is not None else SAMPLES.get(event, {}))
+        sample_actor = {
+            "username": actor or "alice",
+            "full_name": "",
+            "name": actor or "alice",
+            "email": "",
+        }
+        context = build_context(
+            event,
+            payload,
+            actor=sample_actor,
+            recipient={
+                "username": "someone",
+                "full_name": "Someone",
+                "name": "Someone",
+                "email": "someone@example.org",
+            },
+            site_url=self.links.base_url,
+            unsubscribe_url=f"{self.links.base_url}/unsubscribe/…"
+            if EVENTS_BY_NAME[event].opt_out
+            else "",
+            attempts=[{"at": shown_time(self.clock()), "ip": getattr(payload, "ip", "")}],
+        )
+        return self.templates.render(event, context)
