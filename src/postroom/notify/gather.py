@@ -9,6 +9,7 @@ while no worker ran go out at the next tick.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from postroom.notify.context import shown_time
@@ -33,8 +34,9 @@ def flush_due(notifier: Notifier, now: float, *, limit: int = 100) -> list[int]:
             items = store.take_group(connection, key)
             if not items:
                 continue  # another worker took it
+            notifier.links_in(connection)
             message = _mail_of(notifier, [item.item for item in items], now)
-            ids += notifier.outbox.insert(connection, [message], now=now)
+            ids += notifier.outbox.insert(connection, [message], now=time.time())
     if ids:
         notifier.outbox.made_due()
     return ids

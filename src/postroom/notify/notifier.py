@@ -115,10 +115,10 @@ class Notifier:
     def links(self) -> Links:
         if self._links is None:
             with self.engine.begin() as connection:
-                return self._links_in(connection)
+                return self.links_in(connection)
         return self._links
 
-    def _links_in(self, connection: Connection) -> Links:
+    def links_in(self, connection: Connection) -> Links:
         """The links, reading (or making) the signing key in ``connection``'s
         transaction: on SQLite another connection would wait for this one's lock."""
         if self._links is None:
@@ -157,7 +157,7 @@ class Notifier:
             return result
         now = self.clock() if now is None else now
         with self._transaction(connection) as db:
-            self._links_in(db)
+            self.links_in(db)
             actor_user, actor_name = self._actor(db, actor)
             candidates = rules.audience(event, payload, self._lookup(db))
             kind = EVENTS_BY_NAME[event]
@@ -191,7 +191,8 @@ class Notifier:
                     thread=None,
                     now=now,
                 )
-            result.ids = self.outbox.insert(db, messages, now=now)
+            # Message rows keep the wall clock (due now); ``now`` is the event's time.
+            result.ids = self.outbox.insert(db, messages, now=time.time())
             result.pending = len(pending)
             result.recipients = len(chosen.recipients)
         if result.ids and connection is None:

@@ -7,6 +7,8 @@ line breaks are folded into spaces when the subject is made, never passed on.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from postroom.errors import EventError
@@ -24,8 +26,8 @@ class Payload(BaseModel):
 class ObjectRef(Payload):
     """The object an event is about: an image, a changeset, a pull request..."""
 
-    kind: str = _NAME
-    id: str | int
+    kind: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    id: Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")] | int
     title: str = Field(default="", max_length=1000)
     owner: str | None = Field(default=None, max_length=255)
     url: str = _URL
@@ -119,5 +121,10 @@ def parse_payload(event: str, data: object) -> Payload:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "data"
-        what = "is not allowed" if first["type"] == "extra_forbidden" else first["msg"].lower()
+        message = first["msg"]
+        what = (
+            "is not allowed"
+            if first["type"] == "extra_forbidden"
+            else message[:1].lower() + message[1:]
+        )
         raise EventError(f"{event} data: field {where}: {what}", field=f"data.{where}") from None

@@ -9,17 +9,20 @@ rings it for mail committed elsewhere, the worker's status row, and housekeeping
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from postroom.app import Postroom
 from postroom.delivery.doorbell import Doorbell
 from postroom.delivery.events import WorkerEvents
 from postroom.delivery.results import RunStats
 from postroom.delivery.worker import Worker
-from postroom.errors import ConfigError
+from postroom.errors import ConfigError, PostroomError
 from postroom.runtime.settings import change_settings
 from postroom.runtime.status import AllEvents, StatusEvents
 from postroom.settings import Configuration, load
@@ -35,6 +38,10 @@ logger = logging.getLogger("postroom.worker")
 #: How often housekeeping drops expired sessions, old idempotency answers and the
 #: rows of workers long gone.
 TIDY_EVERY = 600.0
+#: How often a worker sends digests whose window closed and checks heartbeats.
+NOTIFY_EVERY = 5.0
+#: How long a clean stop waits for its server.down mail to be handed on.
+DOWN_MAIL_WAIT = 10.0
 #: How long an answer to an Idempotency-Key is remembered.
 IDEMPOTENCY_KEPT = 24 * 3600.0
 
@@ -61,6 +68,7 @@ class Runtime:
         self._stats: RunStats | None = None
         self._listener: WakeListener | None = None
         self._tidied = 0.0
+        self._notified = 0.0
 
     def __enter__(self) -> Runtime:
         return self
@@ -126,12 +134,52 @@ class Runtime:
     def _housekeeping(self) -> None:
         self.postroom.broadcasts.housekeeping()
         now = time.time()
+        if now - self._notified >= NOTIFY_EVERY:
+            self._notified = now
+            self.postroom.notifications.tick(now)
         if now - self._tidied >= TIDY_EVERY:
             self._tidied = now
             engine = self.postroom.engine
             Sessions(engine).purge(now=now)
             IdempotentAnswers(engine).purge(older_than=now - IDEMPOTENCY_KEPT)
             WorkerRegistry(engine).forget_silent(now=now)
+
+    # -- notifications ----------------------------------------------------------------
+
+    def check_templates(self) -> None:
+        """Refuse to start with a template that would fail (unknown variable, syntax)."""
+        problems = self.postroom.notifications.templates.check()
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ConfigError(
+                f"notification template {problems[0]}{more}",
+                fix="fix the file in HOME/templates, or remove it to use the shipped one; "
+                "`postroom templates check` lists every problem",
+            )
+
+    def server_event(self, event: str) -> list[int]:
+        """server.up or server.down for this service; a failure is logged, not raised."""
+        name = f"postroom on {socket.gethostname()}"
+        try:
+            result = self.postroom.notifications.emit(event, data={"name": name})
+        except (PostroomError, SQLAlchemyError):
+            logger.exception("could not queue %s", event)
+            return []
+        return result.ids
+
+    def wait_sent(self, ids: Sequence[int], timeout: float = DOWN_MAIL_WAIT) -> bool:
+        """Wait (bounded) until the worker has handed ``ids`` on: server.down at a clean
+        stop goes out before the worker stops, when the mail server allows."""
+        if not ids or self._worker is None:
+            return not ids
+        deadline = time.monotonic() + timeout
+        outbox = self.postroom.outbox
+        while time.monotonic() < deadline:
+            if not outbox.waiting(ids):
+                return True
+            self.doorbell.ring()
+            time.sleep(0.05)  # a shutdown's bounded wait, not synchronisation in a test
+        return False
 
     # -- settings while running ----------------------------------------------------
 

@@ -45,6 +45,7 @@ def run_worker(config: Configuration, *, once: bool, concurrency: int | None) ->
     setup_logging()
     config.check()
     with Runtime(config) as runtime:
+        runtime.check_templates()
         worker = runtime.worker(concurrency=concurrency)
         say(
             f"postroom worker {worker.name}: {worker.concurrency} connection(s); "

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from postroom import __version__
 from postroom.runtime import Runtime
-from postroom.service import api, docs, health
+from postroom.service import api, docs, health, unsubscribe
 from postroom.service.console.render import HERE as CONSOLE
 from postroom.service.console.render import page
 from postroom.service.console.routes import router as console_router
@@ -76,6 +76,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(api.router)
     app.include_router(docs.router)
     app.include_router(console_router)
+    app.include_router(unsubscribe.router)
     app.mount("/static/apidocs", StaticFiles(directory=docs.SWAGGER_FILES), name="apidocs")
     app.mount("/static", StaticFiles(directory=CONSOLE / "static"), name="static")
     app.add_middleware(

@@ -74,6 +74,7 @@ def serve(
     check_bind(web.bind, allowed=web.allow_remote, key="web.bind")
     sock = listen_on(web.bind, flag="--bind HOST:PORT")
     with sock, Runtime(config, flags=flags) as runtime:
+        runtime.check_templates()
         app = create_app(runtime)
         capture: tuple[CaptureService, socket.socket] | None = None
         if catch:
@@ -83,6 +84,7 @@ def serve(
         _announce(config, runtime, password, worker_name=worker.name if worker else None)
         if capture is not None:
             announce_capture(config, capture[0])
+        runtime.server_event("server.up")
         stopping: list[int] = []
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -97,7 +99,10 @@ def serve(
                 asyncio.run(_run(app, sock, web.bind.host, web.bind.port, config, capture))
             finally:
                 close_app(app)
+            down = runtime.server_event("server.down")
             if worker is not None:
+                if down and not runtime.wait_sent(down):
+                    say("server.down mail is queued; it goes out when delivery runs again")
                 say("stopping: finishing messages in flight ...")
                 stats = runtime.stop_delivery()
                 if stats is not None:

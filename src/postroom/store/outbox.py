@@ -411,6 +411,16 @@ class Outbox:
             _insert_attempt.execute(connection, attempt_rows)
         return updated
 
+    def waiting(self, pks: Sequence[int]) -> bool:
+        """Whether any of ``pks`` has not yet had a delivery attempt (queued or sending)."""
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                select(messages.c.id)
+                .where(messages.c.id.in_(list(pks)), messages.c.status.in_((QUEUED, SENDING)))
+                .limit(1)
+            ).first()
+        return found is not None
+
     def release(self, owner: str, pks: Iterable[int] | None = None) -> int:
         """Give leased messages back to the queue without counting an attempt."""
         condition: ColumnElement[bool] = and_(
