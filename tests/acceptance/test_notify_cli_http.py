@@ -68,7 +68,11 @@ def test_post_events_queues_the_mail_and_a_bad_payload_is_422_naming_the_field(
         before = client.get("/api/v1/messages", headers=service.bearer(service.token("a"))).json()
         ok = client.post(
             "/api/v1/events",
-            json={"type": "comment.created", "actor": "bob", "data": {"object": IMAGE, "text": "hi"}},
+            json={
+                "type": "comment.created",
+                "actor": "bob",
+                "data": {"object": IMAGE, "text": "hi"},
+            },
         )
         missing = client.post(
             "/api/v1/events",
