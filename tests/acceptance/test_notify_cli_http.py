@@ -137,6 +137,15 @@ def test_heartbeats_over_http_and_from_the_shell(service: Service, tmp_path: Pat
     wrong = run_postroom(tmp_path, "heartbeat", "omero-1", "--every", "-5", env=service.env)
     assert wrong.code == 2
     assert "--every" in wrong.stderr
+    stopped = run_postroom(tmp_path, "heartbeat", "omero-1", "--stop", env=service.env)
+    assert stopped.code == 0
+    assert "no mail" in stopped.stdout
+    with service.client(service.token("app", scope="send")) as client:
+        assert client.delete("/api/v1/heartbeats/labkey").status_code == 204
+        assert client.delete("/api/v1/heartbeats/labkey").status_code == 404
+    again = run_postroom(tmp_path, "heartbeat", "omero-1", "--stop", env=service.env)
+    assert again.code == 2
+    assert "nothing to stop" in again.stderr
 
 
 def test_prefs_api_needs_an_admin_token_and_refuses_security_types(service: Service) -> None:

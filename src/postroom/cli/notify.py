@@ -72,9 +72,19 @@ def heartbeat(
     every: Annotated[
         str, typer.Option("--every", metavar="DURATION", help="How often it beats (60s, 5m).")
     ] = "60s",
+    stop: Annotated[
+        bool, typer.Option("--stop", help="The app stops on purpose: forget it, no server.down.")
+    ] = False,
 ) -> None:
     """Record one heartbeat of a host app; run it from the app's scheduler every
     --every. When beats stop, a worker mails server.down to the admins."""
+    if stop:
+        with open_postroom(ctx) as postroom:
+            known = postroom.notifications.stop_beating(name.strip())
+        if not known:
+            raise EventError(f"no host app {name!r} beats here; nothing to stop", field="name")
+        out.print(f"{name}: heartbeat stopped; its silence sends no mail", markup=False)
+        return
     try:
         seconds = parse_duration(every)
     except ValueError as exc:

@@ -9,6 +9,7 @@ while no worker ran go out at the next tick.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
     from postroom.notify.notifier import Notifier
 
 logger = logging.getLogger("postroom.notify")
+
+WINDOWS = {"15m": 900.0, "1h": 3600.0, "daily": 86400.0}
+
+
+def window_end(window: str, now: float) -> float:
+    """The end of the clock-aligned window (UTC) that ``now`` falls in."""
+    size = WINDOWS[window]
+    return (math.floor(now / size) + 1) * size
 
 
 def flush_due(notifier: Notifier, now: float, *, limit: int = 100) -> list[int]:

@@ -10,20 +10,20 @@ host app passes its own connection, so a rolled-back action sends nothing.
 from __future__ import annotations
 
 import logging
-import math
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
 
-from postroom.errors import EventError, TokenError
 from postroom.message import ComposePolicy
+from postroom.notify import preferences
 from postroom.notify import recipients as rules
 from postroom.notify.context import build_context, person, shown_time
+from postroom.notify.gather import window_end
 from postroom.notify.mails import Links, notification
 from postroom.notify.payloads import (
     CommentEvent,
@@ -31,8 +31,11 @@ from postroom.notify.payloads import (
     PasswordReset,
     Payload,
     ReviewEvent,
+    ServerEvent,
     parse_payload,
 )
+from postroom.notify.personal import RECIPIENT_MARKS, URL_MARK, personalise
+from postroom.notify.results import EmitResult
 from postroom.notify.templates import Rendered, Templates
 from postroom.notify.unsubscribe import KEY_NAME
 from postroom.settings import Configuration
@@ -44,49 +47,7 @@ from postroom.store.records import NewMessage
 
 logger = logging.getLogger("postroom.notify")
 
-WINDOWS = {"15m": 900.0, "1h": 3600.0, "daily": 86400.0}
 HostConnection = Connection | Session
-
-
-def window_end(window: str, now: float) -> float:
-    """The end of the clock-aligned window (UTC) that ``now`` falls in."""
-    size = WINDOWS[window]
-    return (math.floor(now / size) + 1) * size
-
-
-@dataclass(slots=True)
-class EmitResult:
-    """What one emit did; ``to_json`` is what the CLI and the API answer."""
-
-    type: str
-    ids: list[int] = field(default_factory=list)
-    recipients: int = 0
-    pending: int = 0  # gathered for a digest or a throttle window
-    inactive: int = 0
-    no_address: int = 0
-    opted_out: int = 0
-    unknown: int = 0
-    fallback: bool = False
-    disabled: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        if self.type == "password.reset":
-            # The same answer whether or not the address has an account.
-            return {"type": self.type, "ids": []}
-        return {
-            "type": self.type,
-            "ids": self.ids,
-            "recipients": self.recipients,
-            "pending": self.pending,
-            "skipped": {
-                "inactive": self.inactive,
-                "no_address": self.no_address,
-                "opted_out": self.opted_out,
-                "unknown_users": self.unknown,
-            },
-            "fallback": self.fallback,
-            "disabled": self.disabled,
-        }
 
 
 class Notifier:
@@ -150,6 +111,8 @@ class Notifier:
         """Emit ``event``; see the module's docstring. A bad payload raises EventError
         naming the field, and nothing is stored."""
         payload = data if isinstance(data, Payload) else parse_payload(event, dict(data or {}))
+        if isinstance(payload, ServerEvent) and not payload.name:
+            payload = payload.model_copy(update={"name": socket.gethostname()})
         result = EmitResult(type=event)
         senders = self.config.settings.senders
         if not senders.enabled(event):
@@ -161,18 +124,20 @@ class Notifier:
             actor_user, actor_name = self._actor(db, actor)
             candidates = rules.audience(event, payload, self._lookup(db))
             kind = EVENTS_BY_NAME[event]
-            opted = (
-                store.opted_out(db, [u.id for u in candidates.people], event)
-                if kind.opt_out
-                else set()
-            )
+            # Fallback mail is what reaches the admins when nothing else could: an
+            # opt-out of the type does not stop it.
+            opted: set[int] = set()
+            if kind.opt_out and candidates.people and not candidates.fallback:
+                opted = store.opted_out(db, [u.id for u in candidates.people], event)
+            # Who asks for a password reset is never spared its mail.
+            spared = (None, None) if event == "password.reset" else (actor_user, actor_name)
             chosen = rules.select(
-                candidates, actor=actor_user, actor_name=actor_name, opted_out=opted
+                candidates, actor=spared[0], actor_name=spared[1], opted_out=opted
             )
             result.inactive, result.no_address = chosen.inactive, chosen.no_address
             result.opted_out, result.unknown = chosen.opted_out, candidates.unknown
             result.fallback = candidates.fallback
-            self._remember_commenter(db, payload, actor_user, now)
+            self._remember_commenter(db, event, payload, actor_user, now)
             if candidates.fallback:
                 logger.warning("%s: no recipient could be determined; sent to the admins", event)
             items = self._plan(event, payload, chosen, candidates, actor_user, actor_name, now)
@@ -224,9 +189,11 @@ class Notifier:
 
     @staticmethod
     def _remember_commenter(
-        db: Connection, payload: Payload, actor: User | None, now: float
+        db: Connection, event: str, payload: Payload, actor: User | None, now: float
     ) -> None:
-        if actor is not None and isinstance(payload, CommentEvent | ReviewEvent):
+        # Later comments reach earlier commenters (changesets and pull requests).
+        if actor is not None and event in {"changeset.comment", "pull_request.comment"}:
+            assert isinstance(payload, ReviewEvent)
             store.add_participant(db, payload.object.thread, actor.id, now)
 
     def _plan(
@@ -264,6 +231,7 @@ class Notifier:
         window = self._window(event)
         mentioned = set(rules.mentions(getattr(payload, "text", "") or ""))
         made: list[NewMessage | tuple[str, str, float, dict[str, Any]]] = []
+        shared: dict[tuple[bool, bool, bool], Rendered] = {}
         for recipient in chosen.recipients:
             if window is not None:
                 made.append(
@@ -283,6 +251,7 @@ class Notifier:
                     mentioned=recipient.user is not None and recipient.user.username in mentioned,
                     now=now,
                     attempts=[{"at": shown_time(now), "ip": getattr(payload, "ip", "")}],
+                    shared=shared,
                 )
             )
         return made
@@ -339,24 +308,39 @@ class Notifier:
         attempts: list[dict[str, Any]] | None = None,
         items: list[dict[str, Any]] | None = None,
         base: str | None = None,
+        shared: dict[tuple[bool, bool, bool], Rendered] | None = None,
     ) -> NewMessage:
-        """One recipient's message: rendered, with an unsubscribe link where allowed."""
+        """One recipient's message: rendered, with an unsubscribe link where allowed.
+        With ``shared`` (one dict per event), templates that allow it are rendered once
+        per variant and personalised per recipient (see notify.personal)."""
         headers: dict[str, str] = {}
         url = ""
         if EVENTS_BY_NAME[event].opt_out and recipient.user is not None:
             url, headers = self.links.unsubscribe(recipient.user.id, event, now)
-        context = build_context(
-            event,
-            payload,
-            actor=actor_context,
-            recipient=person(recipient.user) if recipient.user else None,
-            mentioned=mentioned,
-            site_url=self.links.base_url,
-            unsubscribe_url=url,
-            attempts=attempts or [],
-            items=items or [],
-        )
-        rendered = self.templates.render(base or event, context)
+        base = base or event
+        who = person(recipient.user) if recipient.user else None
+
+        def render(recipient_values: dict[str, Any] | None, link: str) -> Rendered:
+            context = build_context(
+                event,
+                payload,
+                actor=actor_context,
+                recipient=recipient_values,
+                mentioned=mentioned,
+                site_url=self.links.base_url,
+                unsubscribe_url=link,
+                attempts=attempts or [],
+                items=items or [],
+            )
+            return self.templates.render(base, context)
+
+        if shared is not None and self.templates.renders_once(base):
+            variant = (mentioned, who is not None, bool(url))
+            if variant not in shared:
+                shared[variant] = render(RECIPIENT_MARKS if who else None, URL_MARK if url else "")
+            rendered = personalise(shared[variant], who, url)
+        else:
+            rendered = render(who, url)
         return notification(
             event,
             rendered,
@@ -381,6 +365,11 @@ class Notifier:
 
         return record_beat(self, name, every, self.clock() if now is None else now)
 
+    def stop_beating(self, name: str) -> bool:
+        """A host app stopping on purpose: forget its heartbeat, so its silence sends no
+        server.down. False if no app of that name beats."""
+        return store.forget_heartbeat(self.engine, name)
+
     def watch(self, now: float | None = None) -> list[str]:
         """server.down for host apps whose heartbeats stopped; their names."""
         from postroom.notify.gather import watch_heartbeats
@@ -394,68 +383,21 @@ class Notifier:
         self.watch(now)
 
     def opted_out(self, user_id: int) -> list[str]:
+        """The types ``user_id`` has switched off."""
         return store.optouts_of(self.engine, user_id)
 
     def set_prefs(
         self, user_id: int, *, off: Sequence[str] = (), on: Sequence[str] = ()
     ) -> list[str]:
         """Switch types off or on for one user; the types now off."""
-        for event in [*off, *on]:
-            kind = EVENTS_BY_NAME.get(event)
-            if kind is None:
-                raise EventError(
-                    f"unknown notification type {event!r}; use one of {', '.join(EVENTS_BY_NAME)}",
-                    field="type",
-                )
-            if not kind.opt_out and event in off:
-                raise EventError(
-                    f"{event} cannot be switched off: it is security mail", field="type"
-                )
-        with self.engine.begin() as connection:
-            store.set_optouts(connection, user_id, off=off, on=on)
-        return self.opted_out(user_id)
+        return preferences.set_prefs(self, user_id, off=off, on=on)
 
     def unsubscribe(self, token: str, now: float | None = None) -> tuple[int, str]:
         """Carry out a one-click unsubscribe; (user id, type), or TokenError."""
-        from postroom.notify.unsubscribe import read_token
-
-        request = read_token(self.links.key, token, now=self.clock() if now is None else now)
-        kind = EVENTS_BY_NAME.get(request.type)
-        if kind is None or not kind.opt_out:
-            raise TokenError("this unsubscribe link is not valid; use the link from a recent mail")
-        with self.engine.begin() as connection:
-            if store.user_by_id(connection, request.user_id) is None:
-                raise TokenError("this unsubscribe link names no account any more")
-            store.set_optouts(connection, request.user_id, off=[request.type])
-        return request.user_id, request.type
+        return preferences.unsubscribe(self, token, self.clock() if now is None else now)
 
     def preview(
         self, event: str, data: Mapping[str, Any] | None = None, *, actor: str | None = None
     ) -> Rendered:
         """The mail ``event`` would make (sample data when none is given), to read."""
-        from postroom.notify.samples import SAMPLES
-
-        payload = parse_payload(event, dict(data) if data is not None else SAMPLES.get(event, {}))
-        sample_actor = {
-            "username": actor or "alice",
-            "full_name": "",
-            "name": actor or "alice",
-            "email": "",
-        }
-        context = build_context(
-            event,
-            payload,
-            actor=sample_actor,
-            recipient={
-                "username": "someone",
-                "full_name": "Someone",
-                "name": "Someone",
-                "email": "someone@example.org",
-            },
-            site_url=self.links.base_url,
-            unsubscribe_url=f"{self.links.base_url}/unsubscribe/…"
-            if EVENTS_BY_NAME[event].opt_out
-            else "",
-            attempts=[{"at": shown_time(self.clock()), "ip": getattr(payload, "ip", "")}],
-        )
-        return self.templates.render(event, context)
+        return preferences.preview(self, event, data, actor=actor)

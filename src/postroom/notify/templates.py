@@ -80,6 +80,7 @@ class Templates:
         }
         self._text = jinja2.Environment(autoescape=False, **common)  # noqa: S701 (plain text)
         self._html = jinja2.Environment(autoescape=True, **common)
+        self._once: dict[str, tuple[tuple[jinja2.Template, ...], bool]] = {}
 
     def overridden(self) -> list[str]:
         if self.override_dir is None or not self.override_dir.is_dir():
@@ -104,6 +105,25 @@ class Templates:
             text=_tidy(self.render_one(f"{base}.txt", context)),
             html=self.render_one(f"{base}.html", context),
         )
+
+    def renders_once(self, base: str) -> bool:
+        """Whether ``base``'s three forms may be rendered once per event and then
+        personalised (see :mod:`postroom.notify.personal`)."""
+        from postroom.notify.personal import uses_recipient_plainly
+
+        key = tuple(self._env(f"{base}.{form}").get_template(f"{base}.{form}") for form in FORMS)
+        cached = self._once.get(base)
+        if cached is None or cached[0] != key:
+            try:
+                once = all(
+                    uses_recipient_plainly(self._env(f"{base}.{form}"), f"{base}.{form}")
+                    for form in FORMS
+                )
+            except jinja2.TemplateError:
+                once = False
+            cached = (key, once)
+            self._once[base] = cached
+        return cached[1]
 
     def check(self) -> list[TemplateProblem]:
         """Every template parsed, its names checked, and rendered with sample data."""

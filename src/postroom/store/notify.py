@@ -270,6 +270,13 @@ def mark_down(connection: Connection, name: str, last_seen: float, now: float) -
     return bool(result.rowcount == 1)
 
 
+def forget_heartbeat(engine: Engine, name: str) -> bool:
+    """A host app stopped on purpose: no watchdog mail for its silence. False if unknown."""
+    with engine.begin() as connection:
+        gone = connection.execute(delete(heartbeats).where(heartbeats.c.name == name)).rowcount
+    return bool(gone)
+
+
 def list_heartbeats(engine: Engine) -> list[Heartbeat]:
     with engine.connect() as connection:
         rows = connection.execute(select(heartbeats).order_by(heartbeats.c.name))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, Field
 
-from postroom.errors import EventError
+from postroom.errors import EventError, NotFoundError
 from postroom.runtime import Runtime
 from postroom.service.deps import admin, runtime_of, sender
 from postroom.service.models import Strict
@@ -90,6 +90,17 @@ def heartbeat(
         raise EventError(f"every: {exc}", field="every") from None
     recovered = runtime.postroom.notifications.beat(name, every)
     return HeartbeatOut(name=name, every=every, recovered=recovered)
+
+
+@router.delete("/heartbeats/{name}", status_code=204)
+def stop_heartbeat(
+    name: Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[\w.@-]+$")],
+    _caller: Annotated[Caller, Depends(sender)],
+    runtime: Annotated[Runtime, Depends(runtime_of)],
+) -> None:
+    """The host app stops on purpose: forget its heartbeat (no server.down); 404 if unknown."""
+    if not runtime.postroom.notifications.stop_beating(name):
+        raise NotFoundError(f"no host app {name!r} beats here")
 
 
 def _prefs(runtime: Runtime, user: str, off: list[str]) -> PrefsOut:
