@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ from postroom.notify.payloads import (
     ServerEvent,
     parse_payload,
 )
-from postroom.notify.personal import RECIPIENT_MARKS, URL_MARK, personalise
+from postroom.notify.personal import RECIPIENT_MARKS, URL_MARK, Shared
 from postroom.notify.results import EmitResult
 from postroom.notify.templates import Rendered, Templates
 from postroom.notify.unsubscribe import KEY_NAME
@@ -121,8 +121,11 @@ class Notifier:
         now = self.clock() if now is None else now
         with self._transaction(connection) as db:
             self.links_in(db)
-            actor_user, actor_name = self._actor(db, actor)
-            candidates = rules.audience(event, payload, self._lookup(db))
+            # The actor and every user the payload names, in one query.
+            named = [str(actor)] if actor not in (None, "") else []
+            known = store.users_named(db, [*named, *rules.named_users(event, payload)])
+            actor_user, actor_name = self._actor(db, actor, known)
+            candidates = rules.audience(event, payload, self._lookup(db, known))
             kind = EVENTS_BY_NAME[event]
             # Fallback mail is what reaches the admins when nothing else could: an
             # opt-out of the type does not stop it.
@@ -164,20 +167,32 @@ class Notifier:
             self.outbox.made_due()
         return result
 
-    def _actor(self, db: Connection, actor: str | int | None) -> tuple[User | None, str | None]:
+    @staticmethod
+    def _actor(
+        db: Connection, actor: str | int | None, known: dict[str, User]
+    ) -> tuple[User | None, str | None]:
         if actor is None or actor == "":
             return None, None
+        if str(actor) in known:
+            return known[str(actor)], str(actor)
         if isinstance(actor, int) or str(actor).isdigit():
             by_id = store.user_by_id(db, int(actor))
             if by_id is not None:
                 return by_id, by_id.username
-        user = store.users_named(db, [str(actor)]).get(str(actor))
-        return user, str(actor)
+        return None, str(actor)
 
-    def _lookup(self, db: Connection) -> rules.Lookup:
+    def _lookup(self, db: Connection, known: dict[str, User]) -> rules.Lookup:
         login = self.config.settings.senders
+
+        def users(names: Iterable[str]) -> dict[str, User]:
+            wanted = [n for n in names if n]
+            missing = [n for n in wanted if n not in known]
+            if missing:
+                known.update(store.users_named(db, missing))
+            return {n: known[n] for n in wanted if n in known}
+
         return rules.Lookup(
-            users=lambda names: store.users_named(db, names),
+            users=users,
             admins=lambda: store.admin_users(db),
             participants=lambda thread: store.participants(db, thread),
             user_with_email=lambda address: store.user_with_email(db, address),
@@ -231,7 +246,10 @@ class Notifier:
         window = self._window(event)
         mentioned = set(rules.mentions(getattr(payload, "text", "") or ""))
         made: list[NewMessage | tuple[str, str, float, dict[str, Any]]] = []
-        shared: dict[tuple[bool, bool, bool], Rendered] = {}
+        # One rendering per variant for all recipients, where the templates allow it.
+        shared: dict[tuple[bool, bool, bool], Shared] | None = (
+            {} if self.templates.renders_once(event) else None
+        )
         for recipient in chosen.recipients:
             if window is not None:
                 made.append(
@@ -308,7 +326,7 @@ class Notifier:
         attempts: list[dict[str, Any]] | None = None,
         items: list[dict[str, Any]] | None = None,
         base: str | None = None,
-        shared: dict[tuple[bool, bool, bool], Rendered] | None = None,
+        shared: dict[tuple[bool, bool, bool], Shared] | None = None,
     ) -> NewMessage:
         """One recipient's message: rendered, with an unsubscribe link where allowed.
         With ``shared`` (one dict per event), templates that allow it are rendered once
@@ -334,11 +352,13 @@ class Notifier:
             )
             return self.templates.render(base, context)
 
-        if shared is not None and self.templates.renders_once(base):
+        if shared is not None:
             variant = (mentioned, who is not None, bool(url))
             if variant not in shared:
-                shared[variant] = render(RECIPIENT_MARKS if who else None, URL_MARK if url else "")
-            rendered = personalise(shared[variant], who, url)
+                shared[variant] = Shared(
+                    render(RECIPIENT_MARKS if who else None, URL_MARK if url else "")
+                )
+            rendered = shared[variant].personalise(who, url)
         else:
             rendered = render(who, url)
         return notification(

@@ -10,8 +10,8 @@ the notifier renders per recipient, as before.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import jinja2
@@ -33,17 +33,35 @@ RECIPIENT_MARKS = {field: _mark(field) for field in PERSON_FIELDS}
 URL_MARK = _mark("unsubscribe_url")
 
 
-def personalise(rendered: Rendered, recipient: dict[str, Any] | None, url: str) -> Rendered:
-    """``rendered`` (made with the marks) with one recipient's values in their place."""
-    values = {URL_MARK: url}
-    if recipient is not None:
-        values.update({RECIPIENT_MARKS[f]: str(recipient.get(f) or "") for f in PERSON_FIELDS})
-    subject, text, html = rendered.subject, rendered.text, rendered.html
-    for mark, value in values.items():
-        subject = subject.replace(mark, value)
-        text = text.replace(mark, value)
-        html = html.replace(mark, str(escape(value)))
-    return replace(rendered, subject=" ".join(subject.split()), text=text, html=html)
+_MARKS = re.compile("(\ue000[a-z_]+\ue001)")
+
+
+class Shared:
+    """A rendering made with the marks, split once at them; :meth:`personalise` then
+    joins the pieces with one recipient's values (HTML-escaped in the HTML form)."""
+
+    def __init__(self, rendered: Rendered) -> None:
+        self._subject = _MARKS.split(rendered.subject)
+        self._text = _MARKS.split(rendered.text)
+        self._html = _MARKS.split(rendered.html)
+
+    def personalise(self, recipient: dict[str, Any] | None, url: str) -> Rendered:
+        values = {URL_MARK: url}
+        if recipient is not None:
+            for field in PERSON_FIELDS:
+                values[RECIPIENT_MARKS[field]] = str(recipient.get(field) or "")
+        escaped = {mark: str(escape(value)) for mark, value in values.items()}
+        subject = _join(self._subject, values)
+        return Rendered(
+            subject=" ".join(subject.split()) if "\n" in subject else subject,
+            text=_join(self._text, values),
+            html=_join(self._html, escaped),
+        )
+
+
+def _join(pieces: list[str], values: dict[str, str]) -> str:
+    # split() with a group puts the marks at the odd positions.
+    return "".join(values.get(p, p) if i % 2 else p for i, p in enumerate(pieces))
 
 
 def uses_recipient_plainly(env: jinja2.Environment, name: str) -> bool:

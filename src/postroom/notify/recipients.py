@@ -78,6 +78,21 @@ def _fallback(lookup: Lookup, unknown: int = 0) -> Audience:
     return audience
 
 
+def named_users(event: str, payload: Payload) -> list[str | None]:
+    """The usernames an event's payload names as possible recipients, in order."""
+    if isinstance(payload, LoginFailed):
+        return [payload.user]
+    if isinstance(payload, CommentEvent):
+        return [payload.object.owner, *mentions(payload.text)]
+    if isinstance(payload, ReviewEvent):
+        if event in {"pull_request.created", "pull_request.reviewers_added"}:
+            names: list[str | None] = list(payload.reviewers)
+        else:  # changeset.comment, pull_request.comment
+            names = [payload.object.owner, *payload.reviewers]
+        return names + list(mentions(payload.text))
+    return []
+
+
 def audience(event: str, payload: Payload, lookup: Lookup) -> Audience:
     """The candidates of one event, by its type's rule."""
     if event in {"server.up", "server.down", "user.created", "user.registered", "group.created"}:
@@ -98,17 +113,9 @@ def audience(event: str, payload: Payload, lookup: Lookup) -> Audience:
             return _fallback(lookup)
         return Audience(addresses=list(payload.to))
     if isinstance(payload, CommentEvent | ReviewEvent):
-        obj = payload.object
-        if isinstance(payload, CommentEvent):
-            names: list[str | None] = [obj.owner]
-        elif event in {"pull_request.created", "pull_request.reviewers_added"}:
-            names = list(payload.reviewers)
-        else:  # changeset.comment, pull_request.comment
-            names = [obj.owner, *payload.reviewers]
-        names += mentions(payload.text)
-        result = _named(lookup, names)
+        result = _named(lookup, named_users(event, payload))
         if event in {"changeset.comment", "pull_request.comment"}:
-            result.people += lookup.participants(obj.thread)
+            result.people += lookup.participants(payload.object.thread)
         if not result.people and result.unknown:
             return _fallback(lookup, result.unknown)
         return result

@@ -81,6 +81,24 @@ class Templates:
         self._text = jinja2.Environment(autoescape=False, **common)  # noqa: S701 (plain text)
         self._html = jinja2.Environment(autoescape=True, **common)
         self._once: dict[str, tuple[tuple[jinja2.Template, ...], bool]] = {}
+        self._seen_overrides = self._overrides_stamp()
+
+    def _overrides_stamp(self) -> int:
+        try:
+            return 0 if self.override_dir is None else self.override_dir.stat().st_mtime_ns
+        except OSError:
+            return 0
+
+    def _fresh(self) -> None:
+        """A file added to (or removed from) HOME/templates takes effect at once: Jinja
+        notices changed files, not a new one that now hides a shipped template."""
+        stamp = self._overrides_stamp()
+        if stamp != self._seen_overrides:
+            self._seen_overrides = stamp
+            for env in (self._text, self._html):
+                if env.cache is not None:
+                    env.cache.clear()
+            self._once.clear()
 
     def overridden(self) -> list[str]:
         if self.override_dir is None or not self.override_dir.is_dir():
@@ -99,6 +117,7 @@ class Templates:
 
     def render(self, base: str, context: Mapping[str, Any]) -> Rendered:
         """The three forms of ``base`` (a type, or ``digest``) with ``context``."""
+        self._fresh()
         subject = self.render_one(f"{base}.subject.txt", context)
         return Rendered(
             subject=" ".join(subject.split()),  # one line, whatever the data held
@@ -111,6 +130,7 @@ class Templates:
         personalised (see :mod:`postroom.notify.personal`)."""
         from postroom.notify.personal import uses_recipient_plainly
 
+        self._fresh()
         key = tuple(self._env(f"{base}.{form}").get_template(f"{base}.{form}") for form in FORMS)
         cached = self._once.get(base)
         if cached is None or cached[0] != key:
@@ -127,6 +147,7 @@ class Templates:
 
     def check(self) -> list[TemplateProblem]:
         """Every template parsed, its names checked, and rendered with sample data."""
+        self._fresh()
         problems: list[TemplateProblem] = []
         for name in template_names():
             env = self._env(name)

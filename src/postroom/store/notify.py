@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from postroom.store.directory_queries import USER_COLUMNS, User, user_from_row
@@ -23,12 +23,19 @@ from postroom.store.notify_schema import (
     thread_participants,
 )
 
+# Built once: SQLAlchemy then reuses their compiled form (emit runs them every call).
+_USERS_NAMED = select(*USER_COLUMNS).where(users.c.username.in_(bindparam("names", expanding=True)))
+_OPTED_OUT = select(notification_optouts.c.user_id).where(
+    notification_optouts.c.type == bindparam("type"),
+    notification_optouts.c.user_id.in_(bindparam("ids", expanding=True)),
+)
 
-def users_named(connection: Connection, names: Iterable[str]) -> dict[str, User]:
+
+def users_named(connection: Connection, names: Iterable[str | None]) -> dict[str, User]:
     wanted = sorted({n for n in names if n})
     if not wanted:
         return {}
-    rows = connection.execute(select(*USER_COLUMNS).where(users.c.username.in_(wanted)))
+    rows = connection.execute(_USERS_NAMED, {"names": wanted})
     return {row.username: user_from_row(row, ()) for row in rows}
 
 
@@ -84,12 +91,7 @@ def add_participant(connection: Connection, thread: str, user_id: int, now: floa
 def opted_out(connection: Connection, user_ids: Sequence[int], event: str) -> set[int]:
     if not user_ids:
         return set()
-    rows = connection.execute(
-        select(notification_optouts.c.user_id).where(
-            notification_optouts.c.type == event,
-            notification_optouts.c.user_id.in_(sorted(set(user_ids))),
-        )
-    )
+    rows = connection.execute(_OPTED_OUT, {"type": event, "ids": sorted(set(user_ids))})
     return {row[0] for row in rows}
 
 
