@@ -277,3 +277,43 @@ def test_tokens_page_shows_a_new_token_once(page: Page, service: Service) -> Non
     page.goto(service.url + "/api/docs")
     expect(page.locator(".swagger-ui .title")).to_contain_text("postroom")
     shot(page, "api-docs", full_page=False)
+
+
+def test_notifications_page_previews_a_mail_and_a_user_opts_out(
+    page: Page, service: Service
+) -> None:
+    log_in(page, service)
+    page.get_by_role("link", name="Notifications").click()
+    expect(page.get_by_role("heading", name="Notifications", exact=True)).to_be_visible()
+    page.get_by_label("Type").select_option("pull_request.created")
+    page.get_by_label("Data (JSON)").fill(
+        '{"object": {"kind": "pull_request", "id": 9, "title": "Speed <up>", "owner": "alice"},'
+        ' "reviewers": ["bob"]}'
+    )
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_test_id("preview-subject")).to_have_text(
+        "alice asks you to review: Speed <up>"
+    )
+    expect(page.get_by_test_id("preview-text")).to_contain_text("opened pull request 9")
+    frame = page.frame_locator("[data-testid=preview-html]")
+    expect(frame.get_by_role("heading", name="Speed <up>")).to_be_visible()
+    shot(page, "notifications")
+    page.get_by_label("Data (JSON)").fill('{"object": {"kind": "pull_request"}}')
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_role("alert").first).to_contain_text("field object.id")
+
+    send_token = service.token("browser-test")
+    with service.client(send_token) as client:
+        made = client.post("/api/v1/users", json={"username": "prefs-user", "email": "p@x.org"})
+    assert made.status_code == 201, made.text
+    page.goto(service.url + f"/console/users/{made.json()['id']}")
+    prefs = page.get_by_test_id("prefs")
+    expect(prefs.get_by_label("password.reset")).to_be_disabled()
+    prefs.get_by_label("comment.created").uncheck()
+    prefs.get_by_role("button", name="Save preferences").click()
+    expect(page.get_by_text("Notification preferences saved.")).to_be_visible()
+    expect(page.get_by_test_id("prefs").get_by_label("comment.created")).not_to_be_checked()
+    expect(page.get_by_test_id("prefs").get_by_label("message")).to_be_checked()
+    with service.client(send_token) as client:
+        stored = client.get("/api/v1/users/prefs-user/prefs").json()
+    assert stored["off"] == ["comment.created"]

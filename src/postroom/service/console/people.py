@@ -14,6 +14,7 @@ from postroom.service.console.render import page
 from postroom.service.console.sessions import Admin
 from postroom.service.console.views import not_found
 from postroom.service.deps import state_of
+from postroom.settings.senders import EVENT_KINDS
 
 router = APIRouter(include_in_schema=False)
 UserPk = Annotated[int, Path(ge=0, le=2**62)]
@@ -93,6 +94,8 @@ def _user_page(
         status_code=status_code,
         u=found,
         has_password=users.has_password(user),
+        kinds=EVENT_KINDS,
+        opted_out=runtime.postroom.notifications.opted_out(found.id),
         **context,
     )
 

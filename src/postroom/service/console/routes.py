@@ -6,6 +6,7 @@ from postroom.service.console import (
     auth,
     broadcasts,
     dashboard,
+    notifications,
     outbox,
     people,
     record,
@@ -14,7 +15,17 @@ from postroom.service.console import (
 )
 
 router = APIRouter(include_in_schema=False)
-for module in (auth, dashboard, outbox, record, settings, people, broadcasts, tokens):
+for module in (
+    auth,
+    dashboard,
+    outbox,
+    record,
+    settings,
+    people,
+    notifications,
+    broadcasts,
+    tokens,
+):
     router.include_router(module.router)
 
 __all__ = ["router"]
