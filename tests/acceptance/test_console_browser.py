@@ -225,7 +225,7 @@ def test_users_and_a_broadcast(page: Page, service: Service, smtp: SMTPServer) -
         expect(page.locator(f'tr[data-user="{name}"]')).to_be_visible()
     page.locator('tr[data-user="grace"]').get_by_role("link", name="grace").click()
     page.get_by_label("active (inactive users get no mail)").uncheck()
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status").last).to_contain_text("Saved")
     page.get_by_role("link", name="Users", exact=True).click()
     shot(page, "users")

@@ -12,7 +12,8 @@ from postroom.notify import recipients as rules
 from postroom.notify.gather import window_end
 from postroom.notify.payloads import parse_payload
 from postroom.notify.personal import RECIPIENT_MARKS, URL_MARK, Shared
-from postroom.notify.templates import Rendered, Templates
+from postroom.notify.samples import SAMPLES
+from postroom.notify.templates import Rendered, Templates, fit
 from postroom.notify.unsubscribe import make_token, read_token
 from postroom.store.directory_queries import User
 
@@ -184,3 +185,29 @@ def test_a_shared_rendering_personalises_like_a_render_per_recipient() -> None:
     assert mine.subject == "For O'Neil <b>"
     assert mine.text == "Hi O'Neil <b>: https://x/u/1?a=1&b=2\n"
     assert mine.html == ('<p>Hi O&#39;Neil &lt;b&gt;</p><a href="https://x/u/1?a=1&amp;b=2">x</a>')
+
+
+LONG = "A very long title that keeps going well beyond what any subject line should hold " * 2
+
+
+@pytest.mark.parametrize("event", [*sorted(SAMPLES), "digest"])
+def test_subjects_stay_under_78_characters_even_for_long_titles(event: str) -> None:
+    from postroom.notify.samples import sample_context
+
+    context = next(sample_context(event))
+    if context["object"] is not None:
+        context["object"] = {**context["object"], "title": LONG, "id": "x" * 40}
+        context["data"] = {**context["data"], "object": context["object"]}
+    for field in ("name", "full_name", "user"):
+        if field in context["data"]:
+            context["data"] = {**context["data"], field: LONG}
+    subject = Templates().render(event, context).subject
+    if event != "message":  # the sender's own subject is theirs
+        assert len(subject) <= 78, subject
+    assert "\n" not in subject
+
+
+def test_fit_cuts_at_a_word_and_says_so() -> None:
+    assert fit("short", 30) == "short"
+    assert fit("one two three four five six seven", 20) == "one two three four…"
+    assert fit("x" * 40, 20) == "x" * 19 + "…"

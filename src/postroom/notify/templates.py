@@ -65,6 +65,19 @@ def template_names() -> list[str]:
     return [f"{base}.{form}" for base in bases for form in FORMS]
 
 
+def fit(text: object, room: int, end: str = "…") -> str:
+    """``text`` in at most ``room`` characters (at least 16), cut at a word where it
+    can: subjects stay under 78 characters where the data allows."""
+    shown = " ".join(str(text).split())
+    room = max(room, 16)
+    if len(shown) <= room:
+        return shown
+    cut = shown[: room - len(end)]
+    if " " in cut[room // 2 :]:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,.;:-") + end
+
+
 class Templates:
     def __init__(self, override_dir: Path | None = None) -> None:
         self.override_dir = override_dir
@@ -80,6 +93,8 @@ class Templates:
         }
         self._text = jinja2.Environment(autoescape=False, **common)  # noqa: S701 (plain text)
         self._html = jinja2.Environment(autoescape=True, **common)
+        for env in (self._text, self._html):
+            env.globals["fit"] = fit
         self._once: dict[str, tuple[tuple[jinja2.Template, ...], bool]] = {}
         self._seen_overrides = self._overrides_stamp()
 
