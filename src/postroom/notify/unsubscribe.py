@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from postroom.errors import TokenError
 
 KEY_NAME = "unsubscribe"
+_NOT_VALID = "this unsubscribe link is not valid; use the link from a recent mail"
 
 
 def _b64(data: bytes) -> str:
@@ -35,19 +36,19 @@ def make_token(key: bytes, user_id: int, event: str, expires_at: float) -> str:
 
 def read_token(key: bytes, token: str, *, now: float) -> Unsubscribe:
     """The token's request, or TokenError if it was altered, is malformed or expired."""
+    if len(token) > 400:
+        raise TokenError(_NOT_VALID)
     body, _, signature = token.partition(".")
     expected = _b64(hmac.digest(key, body.encode("ascii", "replace"), "sha256"))
     if not signature or not hmac.compare_digest(
         signature.encode("ascii", "replace"), expected.encode()
     ):
-        raise TokenError("this unsubscribe link is not valid; use the link from a recent mail")
+        raise TokenError(_NOT_VALID)
     try:
         user_id, event, expires_at = json.loads(_unb64(body))
         request = Unsubscribe(int(user_id), str(event), float(expires_at))
     except (ValueError, TypeError):
-        raise TokenError(
-            "this unsubscribe link is not valid; use the link from a recent mail"
-        ) from None
+        raise TokenError(_NOT_VALID) from None
     if request.expires_at < now:
         raise TokenError(
             "this unsubscribe link has expired; use the link from a recent mail, "

@@ -7,7 +7,7 @@ fetch every URL in a mail (GET) unsubscribe no one.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse
@@ -18,8 +18,16 @@ from postroom.service.console.render import templates
 from postroom.service.deps import runtime_of
 from postroom.store.directory_queries import get_user
 
-router = APIRouter(include_in_schema=True, tags=["unsubscribe"])
-Token = Annotated[str, Path(min_length=10, max_length=400, pattern=r"^[A-Za-z0-9_.-]+$")]
+_PAGE: dict[str, Any] = {"content": {"text/html": {}}}
+router = APIRouter(
+    tags=["unsubscribe"],
+    responses={
+        200: {"description": "A page for the person who clicked.", **_PAGE},
+        400: {"description": "The link was altered, is malformed or expired: a page.", **_PAGE},
+    },
+)
+# Any text: a bad link is a page saying so (400), never a JSON error a person cannot read.
+Token = Annotated[str, Path(description="The signed token from the mail's link.")]
 
 
 def _page(request: Request, status: int, **context: object) -> HTMLResponse:
