@@ -2,7 +2,8 @@
 
 ``from postroom import Postroom``; ``Postroom().send(to=..., subject=..., text=...)``
 commits a message to the durable outbox and returns its id; ``Postroom().users`` is the
-directory (``upsert``, ``sync``) and ``Postroom().broadcast(...)`` mails every user.
+directory (``upsert``, ``sync``), ``Postroom().broadcast(...)`` mails every user, and
+``Postroom().emit(type, actor=..., data=...)`` turns an event into notification mail.
 """
 
 from postroom.app import Postroom
@@ -12,6 +13,7 @@ from postroom.errors import (
     BroadcastError,
     ConfigError,
     DirectoryError,
+    EventError,
     HeaderError,
     MessageError,
     MessageTooLargeError,
@@ -20,6 +22,7 @@ from postroom.errors import (
     UserImportError,
 )
 from postroom.message import Attachment
+from postroom.notify import EmitResult
 from postroom.users import User
 
 __all__ = [
@@ -29,6 +32,8 @@ __all__ = [
     "BroadcastReport",
     "ConfigError",
     "DirectoryError",
+    "EmitResult",
+    "EventError",
     "HeaderError",
     "MessageError",
     "MessageTooLargeError",

@@ -6,6 +6,7 @@
     ├── ConfigError                  a setting is unknown or has a bad value (key, fix)
     │   └── ConfigImportError        a peer's configuration file cannot be mapped (path, line)
     ├── MessageError                 a message cannot be composed as asked
+    │   ├── EventError               an event cannot be emitted: unknown type, bad field (field)
     │   ├── AddressError             an address is malformed (address)
     │   ├── HeaderError              a header is refused: CR/LF/NUL, encoded newline, not allowed
     │   └── MessageTooLargeError     over mail.max_size (size, limit)
@@ -14,7 +15,8 @@
     │   ├── NameTakenError           a user or group of that name exists already
     │   └── UserImportError          rows of a user import are refused (problems: line, text)
     ├── BroadcastError               a broadcast cannot be made as asked (no recipients, blank body)
-    ├── TokenError                   an API token name is taken, unknown or not allowed
+    ├── TokenError                   an API token name is taken, unknown or not allowed; an
+    │                                unsubscribe link is altered or expired
     ├── ListenError                  a server cannot listen on its address (in use, refused)
     ├── StorageError                 the home folder or the database cannot be used (path, fix)
     └── TransportError               delivery through a transport failed

@@ -11,6 +11,8 @@ def test_public_api_is_pinned() -> None:
         "BroadcastReport",
         "ConfigError",
         "DirectoryError",
+        "EmitResult",
+        "EventError",
         "HeaderError",
         "MessageError",
         "MessageTooLargeError",
