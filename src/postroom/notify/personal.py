@@ -44,12 +44,17 @@ class Shared:
         self._subject = _MARKS.split(rendered.subject)
         self._text = _MARKS.split(rendered.text)
         self._html = _MARKS.split(rendered.html)
+        # The fields the templates actually print: only those are filled in.
+        used = {p for pieces in (self._subject, self._text, self._html) for p in pieces[1::2]}
+        self._fields = [
+            (RECIPIENT_MARKS[f], f) for f in PERSON_FIELDS if RECIPIENT_MARKS[f] in used
+        ]
 
     def personalise(self, recipient: dict[str, Any] | None, url: str) -> Rendered:
         values = {URL_MARK: url}
         if recipient is not None:
-            for field in PERSON_FIELDS:
-                values[RECIPIENT_MARKS[field]] = str(recipient.get(field) or "")
+            for mark, field in self._fields:
+                values[mark] = str(recipient.get(field) or "")
         escaped = {mark: str(escape(value)) for mark, value in values.items()}
         subject = _join(self._subject, values)
         return Rendered(
