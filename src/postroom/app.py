@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
@@ -18,6 +18,9 @@ from postroom.broadcast import BroadcastReport, BroadcastRequest, Broadcasts
 from postroom.errors import MessageError
 from postroom.message import Attachment, ComposePolicy, OutgoingMessage, compose
 from postroom.notify import Notifier
+
+if TYPE_CHECKING:
+    from postroom.reports.reporter import Reporter
 from postroom.settings import Configuration, Home, load
 from postroom.store.engine import database_url
 from postroom.store.outbox import Outbox
@@ -57,6 +60,7 @@ class Postroom:
         self._users: Users | None = None
         self._broadcasts: Broadcasts | None = None
         self._notifier: Notifier | None = None
+        self._reporter: Reporter | None = None
 
     def reconfigure(self, config: Configuration) -> None:
         """Compose with ``config`` from now on (mail.from, prefixes...); the database
@@ -67,6 +71,8 @@ class Postroom:
             self._broadcasts.policy = self._policy
         if self._notifier is not None:
             self._notifier.reconfigure(config, self._policy)
+        if self._reporter is not None:
+            self._reporter.reconfigure(config, self._policy)
 
     # -- storage ---------------------------------------------------------------------
 
@@ -108,6 +114,15 @@ class Postroom:
             self._notifier = Notifier(self.engine, self.config, self._policy, outbox=self.outbox)
         return self._notifier
 
+    @property
+    def error_reports(self) -> Reporter:
+        """Error reports: what the web middlewares and the logging handler use."""
+        if self._reporter is None:
+            from postroom.reports.reporter import Reporter
+
+            self._reporter = Reporter(self.engine, self.outbox, self.config, self._policy)
+        return self._reporter
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
@@ -116,6 +131,7 @@ class Postroom:
             self._users = None
             self._broadcasts = None
             self._notifier = None
+            self._reporter = None
 
     def __enter__(self) -> Postroom:
         return self

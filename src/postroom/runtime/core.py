@@ -137,6 +137,7 @@ class Runtime:
         if now - self._notified >= NOTIFY_EVERY:
             self._notified = now
             self.postroom.notifications.tick(now)
+            self.postroom.error_reports.flush_due(now)
         if now - self._tidied >= TIDY_EVERY:
             self._tidied = now
             engine = self.postroom.engine

@@ -233,30 +233,34 @@ class CaptureSettings:
 @dataclass(frozen=True)
 class ReportsSettings:
     notify_404: bool = setting(
-        True, kinds.BOOL, "Report broken links (404 with a same-site Referer)."
+        True,
+        kinds.BOOL,
+        "Report broken links: a 404 whose Referer is a page (not the URL itself, not ignored).",
     )
     ignore_404: tuple[str, ...] = setting(
-        (), kinds.LIST, "Regular expressions of URL paths whose 404s are not reported."
+        ("/favicon.ico", "/robots.txt", "/apple-touch-icon*", "/.env", "/.git/*", "/wp-*", "*.php"),
+        kinds.LIST,
+        "URL paths whose 404s are never reported: shell patterns (* and ?), e.g. /wp-*, *.php.",
     )
-    throttle_window: float = setting(
-        600.0, kinds.DURATION, "Repeats of one error within this window are summarised."
+    throttle: float = setting(
+        600.0,
+        kinds.DURATION,
+        "Repeats of one error within this window are counted, then summarised in one mail.",
+    )
+    max_per_minute: int = setting(
+        20, kinds.INT, "Error reports mailed per minute at most, all errors together."
+    )
+    include_locals: bool = setting(
+        False,
+        kinds.BOOL,
+        "Show the local variables of the innermost app frames (scrubbed, shortened).",
     )
     scrub_names: tuple[str, ...] = setting(
-        (
-            "password",
-            "passwd",
-            "secret",
-            "token",
-            "api_key",
-            "apikey",
-            "authorization",
-            "cookie",
-            "session",
-            "csrf",
-        ),
+        ("pass", "secret", "token", "key", "auth", "session", "csrf", "signature", "card",
+         "cookie"),
         kinds.LIST,
         "Names (substring, any case) of headers, fields and variables masked in reports.",
-    )
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -4,4 +4,5 @@
 # import of the schema (create_all, Alembic, the schema tests) sees all of them.
 from postroom.store import directory_schema as directory_schema
 from postroom.store import notify_schema as notify_schema
+from postroom.store import reports_schema as reports_schema
 from postroom.store import service_schema as service_schema
