@@ -317,3 +317,22 @@ def test_notifications_page_previews_a_mail_and_a_user_opts_out(
     with service.client(send_token) as client:
         stored = client.get("/api/v1/users/prefs-user/prefs").json()
     assert stored["off"] == ["comment.created"]
+
+
+def test_errors_page_lists_reported_errors_with_their_counts(page: Page, service: Service) -> None:
+    from postroom import Postroom
+    from postroom.reports.request import RequestInfo
+
+    with Postroom(service.home, settings={"mail.admins": "ops@example.org"}) as app_side:
+        request = RequestInfo("GET", "http://app/orders/7", "/orders/7", client="10.1.2.3")
+        for _ in range(3):
+            app_side.error_reports.exception(ZeroDivisionError("division by zero"), request)
+    log_in(page, service)
+    page.get_by_role("link", name="Errors").click()
+    table = page.get_by_test_id("error-reports")
+    row = table.get_by_role("row").filter(has_text="ZeroDivisionError")
+    expect(row).to_contain_text("division by zero at /orders/7")
+    expect(row).to_contain_text("/orders/{id}")
+    expect(row.get_by_role("cell").nth(3)).to_have_text("3")
+    expect(row).to_contain_text("2 (mail at")
+    shot(page, "errors")

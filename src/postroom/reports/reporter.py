@@ -123,7 +123,7 @@ class Reporter:
             if decision.mail:
                 message = self._message(occurrence, earlier=decision.earlier)
                 if message is not None:
-                    self.outbox.insert(connection, [message], now=time.time())
+                    self.outbox.insert(connection, [message], now=now)
         if decision.mail:
             self.outbox.made_due()
 
@@ -188,7 +188,7 @@ class Reporter:
                 if decision.mail:
                     message = self._summary(row, decision.earlier)
                     if message is not None:
-                        ids += self.outbox.insert(connection, [message], now=time.time())
+                        ids += self.outbox.insert(connection, [message], now=now)
         if ids:
             self.outbox.made_due()
         return ids

@@ -6,6 +6,7 @@ from postroom.service.console import (
     auth,
     broadcasts,
     dashboard,
+    errors_page,
     notifications,
     outbox,
     people,
@@ -23,6 +24,7 @@ for module in (
     settings,
     people,
     notifications,
+    errors_page,
     broadcasts,
     tokens,
 ):
