@@ -13,8 +13,8 @@ import math
 import time
 from typing import TYPE_CHECKING, Any
 
-from postroom.notify.context import shown_time
-from postroom.notify.payloads import parse_payload
+from postroom.notify.context import person, shown_time
+from postroom.notify.payloads import LoginFailed, Payload, parse_payload
 from postroom.notify.recipients import Recipient
 from postroom.store import notify as store
 from postroom.store.directory_queries import User
@@ -31,6 +31,40 @@ def window_end(window: str, now: float) -> float:
     """The end of the clock-aligned window (UTC) that ``now`` falls in."""
     size = WINDOWS[window]
     return (math.floor(now / size) + 1) * size
+
+
+def pending_item(
+    event: str,
+    payload: Payload,
+    recipient: Recipient,
+    *,
+    actor_context: dict[str, Any] | None,
+    shown_actor: str | None,
+    thread: str | None,
+    window: str | float,
+    now: float,
+) -> tuple[str, str, float, dict[str, Any]]:
+    """(type, group, due time, item) of a notification kept for later: a digest's
+    window ends on the clock; a throttled login.failed's window starts with its first
+    attempt (the group's earliest item is due first, and takes the rest with it)."""
+    if isinstance(payload, LoginFailed):
+        key = f"login.failed|{payload.user}|{recipient.address.lower()}"
+    else:
+        key = f"{event}|{recipient.address.lower()}"
+    due = window_end(window, now) if isinstance(window, str) else now + window
+    user = recipient.user
+    item = {
+        "event": event,
+        "data": payload.model_dump(mode="json"),
+        "actor": actor_context,
+        "shown_actor": shown_actor,
+        "thread": thread,
+        "address": recipient.address,
+        "user_id": user.id if user else None,
+        "recipient": person(user) if user else None,
+        "at": now,
+    }
+    return (event, key, due, item)
 
 
 def flush_due(notifier: Notifier, now: float, *, limit: int = 100) -> list[int]:

@@ -23,11 +23,10 @@ from postroom.message import ComposePolicy
 from postroom.notify import preferences
 from postroom.notify import recipients as rules
 from postroom.notify.context import build_context, person, shown_time
-from postroom.notify.gather import window_end
+from postroom.notify.gather import pending_item
 from postroom.notify.mails import Links, notification
 from postroom.notify.payloads import (
     CommentEvent,
-    LoginFailed,
     PasswordReset,
     Payload,
     ReviewEvent,
@@ -253,8 +252,15 @@ class Notifier:
         for recipient in chosen.recipients:
             if window is not None:
                 made.append(
-                    self._pending(
-                        event, payload, recipient, actor_context, shown_actor, thread, window, now
+                    pending_item(
+                        event,
+                        payload,
+                        recipient,
+                        actor_context=actor_context,
+                        shown_actor=shown_actor,
+                        thread=thread,
+                        window=window,
+                        now=now,
                     )
                 )
                 continue
@@ -281,36 +287,6 @@ class Notifier:
             return throttle or None
         digest = senders.digest(event)
         return None if digest == "off" else digest
-
-    def _pending(
-        self,
-        event: str,
-        payload: Payload,
-        recipient: rules.Recipient,
-        actor_context: dict[str, Any] | None,
-        shown_actor: str | None,
-        thread: str | None,
-        window: str | float,
-        now: float,
-    ) -> tuple[str, str, float, dict[str, Any]]:
-        user = recipient.user
-        if isinstance(payload, LoginFailed):
-            key = f"login.failed|{payload.user}|{recipient.address.lower()}"
-        else:
-            key = f"{event}|{recipient.address.lower()}"
-        due = window_end(window, now) if isinstance(window, str) else now + window
-        item = {
-            "event": event,
-            "data": payload.model_dump(mode="json"),
-            "actor": actor_context,
-            "shown_actor": shown_actor,
-            "thread": thread,
-            "address": recipient.address,
-            "user_id": user.id if user else None,
-            "recipient": person(user) if user else None,
-            "at": now,
-        }
-        return (event, key, due, item)
 
     def compose_for(
         self,

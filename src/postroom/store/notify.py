@@ -163,15 +163,6 @@ def add_pending(
         )
 
 
-def pending_due_at(connection: Connection, group_key: str) -> float | None:
-    found = connection.execute(
-        select(func.min(pending_notifications.c.due_at)).where(
-            pending_notifications.c.group_key == group_key
-        )
-    ).scalar()
-    return None if found is None else float(found)
-
-
 def due_groups(connection: Connection, now: float, limit: int = 100) -> list[str]:
     rows = connection.execute(
         select(pending_notifications.c.group_key)
