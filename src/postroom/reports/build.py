@@ -20,6 +20,8 @@ from postroom.reports.request import RequestInfo
 from postroom.reports.scrub import Scrubber
 
 SUBJECT_MAX = 150
+#: One part of a report: a heading, and rows (name, value) or a block of text.
+Section = tuple[str, list[tuple[str, str]] | str]
 _LIBRARY_DIRS = tuple(
     {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
 )
@@ -163,9 +165,9 @@ class Server:
 
 def sections(
     occurrence: Occurrence, scrub: Scrubber, server: Server, *, earlier: tuple[int, float | None]
-) -> list[tuple[str, list[tuple[str, str]] | str]]:
+) -> list[Section]:
     """The report's parts, scrubbed: (heading, rows or a block of text)."""
-    parts: list[tuple[str, list[tuple[str, str]] | str]] = []
+    parts: list[Section] = []
     count, since = earlier
     if count:
         when = f" since {_time(since)}" if since else ""
@@ -222,7 +224,7 @@ def _time(at: float | None) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def as_text(title: str, parts: list[tuple[str, list[tuple[str, str]] | str]]) -> str:
+def as_text(title: str, parts: list[Section]) -> str:
     lines = [title, ""]
     for heading, content in parts:
         lines += [heading, "-" * len(heading)]
@@ -235,7 +237,7 @@ def as_text(title: str, parts: list[tuple[str, list[tuple[str, str]] | str]]) ->
     return "\n".join(lines)
 
 
-def as_html(title: str, parts: list[tuple[str, list[tuple[str, str]] | str]]) -> str:
+def as_html(title: str, parts: list[Section]) -> str:
     out = [
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title></head>",

@@ -19,7 +19,15 @@ from sqlalchemy import Connection, Engine
 
 from postroom.message import ComposePolicy, OutgoingMessage, compose
 from postroom.reports import throttle
-from postroom.reports.build import Occurrence, Server, as_html, as_text, sections, subject
+from postroom.reports.build import (
+    Occurrence,
+    Section,
+    Server,
+    as_html,
+    as_text,
+    sections,
+    subject,
+)
 from postroom.reports.request import RequestInfo
 from postroom.reports.scrub import Scrubber
 from postroom.settings import Configuration
@@ -141,17 +149,21 @@ class Reporter:
             logger.warning("an error report has no recipient: set mail.admins")
             return None
         parts = sections(occurrence, self.scrubber, self.server, earlier=earlier)
-        title = subject(occurrence, self.scrubber)
+        return self._mail(occurrence.kind, subject(occurrence, self.scrubber), parts)
+
+    def _mail(self, kind: str, title: str, parts: list[Section]) -> NewMessage:
+        """A report to mail.admins from mail.error_from, as text and HTML."""
+        mail = self.config.settings.mail
         outgoing = OutgoingMessage(
             to=mail.admins,
             subject=title,
             text=as_text(title, parts),
             html=as_html(title, parts),
-            type=TYPES[occurrence.kind],
+            type=TYPES[kind],
             from_=mail.error_from or None,
             automatic=True,
         )
-        return NewMessage.from_composed(compose(outgoing, self.policy), type=TYPES[occurrence.kind])
+        return NewMessage.from_composed(compose(outgoing, self.policy), type=TYPES[kind])
 
     def _log_instead(self, occurrence: Occurrence | None) -> None:
         """The outbox failed: the report goes to the log, once, and the request goes on."""
@@ -201,7 +213,7 @@ class Reporter:
         what = f"{count} more since {_clock(since)}, last at {_clock(row.last_at)}"
         label = "Broken link" if row.kind == "broken_link" else "ERROR"
         title = " ".join(f"{label} summary: {what}: {row.title}".split())[:150]
-        parts: list[tuple[str, list[tuple[str, str]] | str]] = [
+        parts: list[Section] = [
             (
                 "Repeats",
                 [
@@ -214,16 +226,7 @@ class Reporter:
             ("Why one mail", "Repeats of one error within reports.throttle are counted, "
              "not mailed one by one. The first report has the traceback and the request."),
         ]  # fmt: skip
-        outgoing = OutgoingMessage(
-            to=mail.admins,
-            subject=title,
-            text=as_text(title, parts),
-            html=as_html(title, parts),
-            type=TYPES[row.kind],
-            from_=mail.error_from or None,
-            automatic=True,
-        )
-        return NewMessage.from_composed(compose(outgoing, self.policy), type=TYPES[row.kind])
+        return self._mail(row.kind, title, parts)
 
 
 def _url_password(url: str) -> str:
