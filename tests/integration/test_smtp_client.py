@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 import trustme
-from tests.support.smtpd import Recorder, SilentServer, SMTPServer, closed_port, server_context
+from tests.support.smtpd import (
+    Recorder,
+    SilentServer,
+    SMTPServer,
+    TricklingServer,
+    closed_port,
+    server_context,
+)
 
 from postroom.errors import (
     AuthenticationError,
@@ -45,7 +52,7 @@ def _close_clients() -> Iterator[None]:
         _clients.pop().close()
 
 
-def client_for(server: SMTPServer | SilentServer, **options: Any) -> SMTPClient:
+def client_for(server: SMTPServer | SilentServer | TricklingServer, **options: Any) -> SMTPClient:
     """A client for ``server``, closed after the test."""
     options.setdefault("timeout", 5.0)
     security = getattr(server, "mode", "plain")
@@ -334,6 +341,23 @@ def test_silent_server_times_out_within_the_timeout(silent_server: SilentServer)
         client.open()
     assert caught.value.step == "greeting"
     assert 0.9 <= time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(("greeting_fast", "step"), [(False, "greeting"), (True, "ehlo")])
+def test_a_reply_that_trickles_times_out_as_a_whole(greeting_fast: bool, step: str) -> None:
+    # One byte every 0.2 s: every read gets something, the whole reply takes ~10 s.
+    server = TricklingServer(greeting_fast=greeting_fast)
+    try:
+        client = client_for(server, timeout=1.0)
+        started = time.monotonic()
+        with pytest.raises(TransportTimeout) as caught:
+            client.open()
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    assert caught.value.step == step
+    assert "within 1s" in str(caught.value)
+    assert took < 3
 
 
 # -- TLS ----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
@@ -304,6 +305,51 @@ class SilentServer:
         self.port: int = self.sock.getsockname()[1]
 
     def close(self) -> None:
+        self.sock.close()
+
+
+class TricklingServer:
+    """Answers every line it gets (and the greeting) with ``reply``, one byte every
+    ``interval`` seconds: each read gets something, the whole reply takes long."""
+
+    def __init__(self, *, greeting_fast: bool = False, interval: float = 0.2) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(16)
+        self.host = LOOPBACK
+        self.port: int = self.sock.getsockname()[1]
+        self.greeting_fast = greeting_fast
+        self.interval = interval
+        self.stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _trickle(self, conn: socket.socket, data: bytes) -> None:
+        for byte in data:
+            if self.stopping.wait(self.interval):
+                return
+            conn.sendall(bytes([byte]))
+
+    def _talk(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            greeting = b"220 trickle.example ESMTP ready and taking its time\r\n"
+            if self.greeting_fast:
+                conn.sendall(greeting)
+            else:
+                self._trickle(conn, greeting)
+            while not self.stopping.is_set() and conn.recv(4096):
+                self._trickle(conn, b"250-trickle.example at one byte a time\r\n250 OK\r\n")
+
+    def close(self) -> None:
+        self.stopping.set()
         self.sock.close()
 
 

@@ -61,7 +61,10 @@ class MailSettings:
         "Allow sending the password without TLS to a host that is not loopback.",
     )
     timeout: float = setting(
-        30.0, kinds.DURATION, "Time limit of every network step (connect, TLS, each reply)."
+        30.0,
+        kinds.DURATION,
+        "Time limit of every network step: connect, TLS, and each whole reply (however "
+        "slowly the server trickles it).",
     )
     tls_verify: bool = setting(
         True, kinds.BOOL, "Check the server's certificate and host name. Keep it on."

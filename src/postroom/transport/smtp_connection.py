@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 
 from postroom.errors import (
@@ -118,12 +119,14 @@ class SMTPConnection:
     # -- reading ----------------------------------------------------------------------
 
     def read_reply(self, step: str) -> Reply:
-        """The next complete (possibly multi-line) reply."""
+        """The next complete (possibly multi-line) reply, within ``timeout`` for the
+        whole of it: a server that trickles a byte at a time still times out."""
         lines: list[str] = []
+        deadline = time.monotonic() + self.timeout
         while True:
             end = self._buf.find(b"\n", self._pos)
             if end < 0:
-                self._fill(step)
+                self._fill(step, deadline)
                 continue
             raw = self._buf[self._pos : end].rstrip(b"\r")
             self._pos = end + 1
@@ -137,10 +140,17 @@ class SMTPConnection:
             if last:
                 return Reply(code, tuple(lines))
 
-    def _fill(self, step: str) -> None:
+    def _fill(self, step: str, deadline: float) -> None:
         sock = self.require_socket()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise self._io_error(TimeoutError(), step)
         try:
-            chunk = sock.recv(65536)
+            sock.settimeout(min(left, self.timeout))
+            try:
+                chunk = sock.recv(65536)
+            finally:
+                sock.settimeout(self.timeout)  # writes keep their own whole-call limit
         except OSError as exc:
             raise self._io_error(exc, step) from None
         if not chunk:
