@@ -80,5 +80,10 @@ class Results:
             self.flush()
 
     def flush(self) -> None:
-        self._record(self._owner, self._pending)
+        self._record(self._owner, self._pending)  # kept until it is committed
         self._pending = []
+
+    @property
+    def unrecorded(self) -> list[MessageOutcome]:
+        """Outcomes not yet committed (the database failed): the worker keeps them."""
+        return list(self._pending)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from postroom.delivery.doorbell import Doorbell
 from postroom.delivery.events import WorkerEvents
+from postroom.delivery.outage import DatabaseOutage
 from postroom.delivery.policy import RetryPolicy, decide
 from postroom.delivery.ratelimit import SharedPace
 from postroom.delivery.results import Feed, Results, RunStats
@@ -84,6 +85,7 @@ class Worker:
         self.doorbell = doorbell or Doorbell()
         self.events = events or WorkerEvents()
         self.stats = RunStats()
+        self.outage = DatabaseOutage(self.record, self._stop, self.poll_interval, self.stats)
 
     # -- control ---------------------------------------------------------------------
 
@@ -142,14 +144,24 @@ class Worker:
                 if index == 0:
                     self._housekeep()
                 rings = self.doorbell.rings
+                if self.outage.holds(owner):
+                    # Results held through a database outage go in before anything new
+                    # is claimed or sent: none is dropped, so none is sent twice.
+                    try:
+                        self.outage.record_kept(owner)
+                    except DBAPIError as exc:
+                        if self.outage.trouble(exc, once):
+                            break
+                        continue
                 try:
                     batch = self.outbox.claim(
                         owner, limit=self.batch_size, lease_seconds=self.lease
                     )
                 except DBAPIError as exc:
-                    if self._database_trouble(exc, once):
+                    if self.outage.trouble(exc, once):
                         break
                     continue
+                self.outage.back()
                 if not batch:
                     if once:
                         break
@@ -167,7 +179,7 @@ class Worker:
                 except DBAPIError as exc:
                     # Results not recorded go out again when their lease expires: the
                     # at-least-once window, never a loss.
-                    if self._database_trouble(exc, once):
+                    if self.outage.trouble(exc, once):
                         break
                 idle_since = time.monotonic()
         except Exception:
@@ -175,6 +187,7 @@ class Worker:
             self.outbox.release(owner)
             raise
         finally:
+            self.outage.last_record(owner)
             if transport is not None:
                 transport.close()
             if pace is not None:
@@ -224,8 +237,10 @@ class Worker:
             position, transport = self._send_all(todo, transport, results, deadline, rng, pace)
             results.flush()
         except DBAPIError:
-            # The results cannot be recorded: close the connection rather than leave
-            # it to the garbage collector; the messages go out again after the lease.
+            # The results cannot be committed now: keep them (the loop commits them
+            # before it claims anything new) and send nothing more of this batch. The
+            # unsent rest goes out when its lease ends; nothing sent goes out again.
+            self.outage.keep(owner, results.unrecorded)
             _close(transport)
             raise
         if position < len(todo):
@@ -330,16 +345,6 @@ class Worker:
             self.outbox.record(owner, outcomes, worker=self.name)
             self.stats.count(outcomes)
             self.events.recorded(outcomes)
-
-    def _database_trouble(self, exc: DBAPIError, once: bool) -> bool:
-        """Log a database failure and wait a little; True when the loop should end."""
-        with self._pause_lock:
-            self.stats.errors += 1
-        logger.error("database error, delivery waits and retries: %s", exc.orig or exc)
-        if once:
-            return True
-        self._stop.wait(max(1.0, self.poll_interval * 5))
-        return False
 
     def _housekeep(self) -> None:
         now = time.monotonic()
