@@ -20,7 +20,7 @@ from tests.support.waiting import wait_until
 from postroom import ConfigError, Postroom
 from postroom.delivery.worker import Worker
 from postroom.store.engine import make_engine
-from postroom.store.migrate import upgrade
+from postroom.store.migrate import is_current, open_database, upgrade
 from postroom.store.schema import metadata
 
 
@@ -35,12 +35,40 @@ def test_migrations_produce_the_same_schema_as_a_fresh_create(pg_url: str) -> No
     assert diff == []
 
 
-def test_unmigrated_database_asks_for_db_upgrade(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+def _older_schema(url: str) -> None:
+    engine = make_engine(url)
+    upgrade(engine, "0006")  # as an earlier release left it
+    engine.dispose()
+
+
+def test_an_older_schema_asks_for_db_upgrade(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
+    _older_schema(pg_url)
     with (
         Postroom(tmp_path, settings={"database.url": pg_url}) as postroom,
         pytest.raises(ConfigError, match="run `postroom db upgrade`"),
     ):
         postroom.send(to="a@example.org", subject="s", text="t")
+
+
+def test_an_empty_database_is_initialised_once_by_the_first_of_many(
+    tmp_path: Path,
+    pg_url: str,  # noqa: F811
+) -> None:
+    done: list[bool] = []
+
+    def first_use() -> None:
+        engine = open_database(pg_url)
+        done.append(is_current(engine))
+        engine.dispose()
+
+    starters = [threading.Thread(target=first_use) for _ in range(4)]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join(timeout=120)
+    assert done == [True] * 4
+    with Postroom(tmp_path, settings={"database.url": pg_url}) as postroom:
+        assert postroom.send(to="a@example.org", subject="s", text="t") == 1
 
 
 def test_concurrent_claims_never_share_a_message(tmp_path: Path, pg_url: str) -> None:  # noqa: F811
@@ -181,10 +209,11 @@ def test_worker_closes_its_smtp_connection_when_results_cannot_be_recorded(
     assert not thread.is_alive()
 
 
-def test_worker_processes_on_an_unmigrated_database_stop_at_once(
+def test_worker_processes_on_an_older_schema_stop_at_once(
     tmp_path: Path,
     pg_url: str,  # noqa: F811
 ) -> None:
+    _older_schema(pg_url)
     run = run_postroom(
         tmp_path, "--set", f"database.url={pg_url}", "worker", "--once", "--processes", "3"
     )

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from postroom.errors import ConfigError
 from postroom.store.engine import database_failure, is_sqlite, make_engine
+from postroom.store.schema import metadata
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: pg_advisory_xact_lock key of first-use initialisation ("postroom" in ASCII, folded).
+INIT_LOCK = 0x706F7374726F6F6D & 0x7FFFFFFFFFFFFFFF
+logger = logging.getLogger("postroom.store")
 
 
 def _alembic_config() -> AlembicConfig:
@@ -44,15 +49,42 @@ def is_current(engine: Engine) -> bool:
     return current_revision(engine) == head_revision()
 
 
+def _is_empty(engine: Engine) -> bool:
+    """No schema of postroom's at all: no revision and none of its tables."""
+    with engine.connect() as connection:
+        if MigrationContext.configure(connection).get_current_revision() is not None:
+            return False
+        present = set(inspect(connection).get_table_names())
+    return not present & set(metadata.tables)
+
+
+def initialise(engine: Engine) -> bool:
+    """Create postroom's schema in an empty shared database, once however many
+    processes start at the same moment (a PostgreSQL advisory lock held for the
+    transaction); True if this process did it."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": INIT_LOCK})
+        if MigrationContext.configure(connection).get_current_revision() is not None:
+            return False  # another process did it while this one waited
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    logger.warning("the empty database was initialised with postroom's schema")
+    return True
+
+
 def open_database(url: str) -> Engine:
     """An engine whose schema is current: the embedded SQLite database is created or
-    upgraded here; any other database must have had ``postroom db upgrade``, else
-    this is a ConfigError that says so (no process migrates a shared database by
-    surprise)."""
+    upgraded here, and so is an empty shared database (nothing to lose); a shared
+    database with an older schema must have ``postroom db upgrade``, else this is a
+    ConfigError that says so (no process migrates a shared database by surprise)."""
     engine = make_engine(url)
     try:
         if is_sqlite(engine):
             upgrade(engine)
+            current = True
+        elif _is_empty(engine):
+            initialise(engine)
             current = True
         else:
             current = is_current(engine)
