@@ -12,6 +12,7 @@ framework's own 500 handling runs as before; a 404 may be a broken link.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +42,6 @@ class ASGIErrorReportMiddleware:
         headers = dict(scope.get("headers") or [])
         keep = headers.get(b"content-type", b"").decode("latin-1").lower().startswith(FORM_TYPE)
         kept = bytearray()
-        status: list[int] = []
 
         async def keeping() -> Message:
             message = await receive()
@@ -50,8 +50,16 @@ class ASGIErrorReportMiddleware:
             return message
 
         async def noting(message: Message) -> None:
-            if message.get("type") == "http.response.start":
-                status[:] = [int(message.get("status", 0))]
+            # A broken link is recorded before the client sees its 404, as Django does.
+            if message.get("type") == "http.response.start" and message.get("status") == 404:
+                reporter = self._source.reporter()
+                if reporter is not None:
+                    try:
+                        await _in_thread(reporter.broken_link, describe())
+                    except Exception:  # a report never breaks the response
+                        logging.getLogger("postroom.reports").exception(
+                            "a broken link was not reported"
+                        )
             await send(message)
 
         def describe() -> Any:
@@ -65,10 +73,6 @@ class ASGIErrorReportMiddleware:
             raise
         finally:
             active.reset(token)
-        if status and status[0] == 404:
-            reporter = self._source.reporter()
-            if reporter is not None:
-                await _in_thread(reporter.broken_link, describe())
 
 
 async def _in_thread(function: Callable[..., Any], *args: Any) -> Any:
