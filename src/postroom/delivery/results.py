@@ -7,9 +7,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from postroom.delivery.journal import Journal
 from postroom.store.records import MessageOutcome
 
-RECORD_EVERY = 100  # results kept in memory before a commit: bounds duplicates after a crash
+RECORD_EVERY = 100  # results kept in memory (and in the journal) before a commit
 
 
 @dataclass
@@ -66,15 +67,23 @@ class Feed:
 
 
 class Results:
-    """Outcomes of one batch, committed every RECORD_EVERY messages: a crash can then
-    repeat at most that many messages the server had already accepted."""
+    """Outcomes of one batch, each journaled as it comes and committed every
+    RECORD_EVERY messages: a crash repeats none of those the journal holds."""
 
-    def __init__(self, record: Callable[[str, list[MessageOutcome]], None], owner: str) -> None:
+    def __init__(
+        self,
+        record: Callable[[str, list[MessageOutcome]], None],
+        owner: str,
+        journal: Journal | None = None,
+    ) -> None:
         self._record = record
         self._owner = owner
+        self._journal = journal
         self._pending: list[MessageOutcome] = []
 
     def add(self, outcome: MessageOutcome) -> None:
+        if self._journal is not None:
+            self._journal.write(outcome)
         self._pending.append(outcome)
         if len(self._pending) >= RECORD_EVERY:
             self.flush()

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from postroom.delivery.doorbell import Doorbell
 from postroom.delivery.events import WorkerEvents
+from postroom.delivery.journal import Journal, replay_orphans
 from postroom.delivery.outage import DatabaseOutage
 from postroom.delivery.policy import RetryPolicy, decide
 from postroom.delivery.ratelimit import SharedPace
@@ -86,6 +87,9 @@ class Worker:
         self.events = events or WorkerEvents()
         self.stats = RunStats()
         self.outage = DatabaseOutage(self.record, self._stop, self.poll_interval, self.stats)
+        self._journal_dir = config.home.journal_dir
+        self._journals: dict[str, Journal] = {}  # by owner (delivery thread)
+        self._replaying = threading.Lock()
 
     # -- control ---------------------------------------------------------------------
 
@@ -137,6 +141,7 @@ class Worker:
         idle_since = time.monotonic()
         pace = self._new_pace()
         generation = self._generation
+        journal = self._journals[owner] = Journal(self._journal_dir, owner)
         try:
             while not self._stop.is_set():
                 if self._wait_out_pause(once):
@@ -144,16 +149,14 @@ class Worker:
                 if index == 0:
                     self._housekeep()
                 rings = self.doorbell.rings
-                if self.outage.holds(owner):
-                    # Results held through a database outage go in before anything new
-                    # is claimed or sent: none is dropped, so none is sent twice.
-                    try:
-                        self.outage.record_kept(owner)
-                    except DBAPIError as exc:
-                        if self.outage.trouble(exc, once):
-                            break
-                        continue
                 try:
+                    # Results held through a database outage, and those a dead worker
+                    # journaled, go in before anything new is claimed or sent: none is
+                    # dropped, so none is sent twice.
+                    if self.outage.holds(owner):
+                        self.outage.record_kept(owner)
+                    with self._replaying:  # no thread claims while another replays
+                        replay_orphans(self._journal_dir, self._replay)
                     batch = self.outbox.claim(
                         owner, limit=self.batch_size, lease_seconds=self.lease
                     )
@@ -188,6 +191,7 @@ class Worker:
             raise
         finally:
             self.outage.last_record(owner)
+            journal.close()
             if transport is not None:
                 transport.close()
             if pace is not None:
@@ -225,7 +229,7 @@ class Worker:
         batch carries on over a fresh connection.
         """
         deadline = time.monotonic() + self.lease / 2
-        results = Results(self.record, owner)
+        results = Results(self.record, owner, self._journals.get(owner))
         # Every recipient already settled (an earlier attempt was recorded for all of
         # them but the message's own state was not): just close the books.
         todo = [m for m in batch if m.recipients]
@@ -343,8 +347,16 @@ class Worker:
     def record(self, owner: str, outcomes: list[MessageOutcome]) -> None:
         if outcomes:
             self.outbox.record(owner, outcomes, worker=self.name)
+            journal = self._journals.get(owner)
+            if journal is not None:
+                journal.clear()
             self.stats.count(outcomes)
             self.events.recorded(outcomes)
+
+    def _replay(self, owner: str, worker: str, outcomes: list[MessageOutcome]) -> None:
+        """Commit what a worker that is gone had journaled (see delivery/journal.py)."""
+        self.outbox.record(owner, outcomes, worker=worker)
+        self.events.recorded(outcomes)
 
     def _housekeep(self) -> None:
         now = time.monotonic()

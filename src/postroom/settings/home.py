@@ -40,6 +40,11 @@ class Home:
         return self.path / "templates"
 
     @property
+    def journal_dir(self) -> Path:
+        """Delivery outcomes not yet committed (see delivery/journal.py)."""
+        return self.path / "journal"
+
+    @property
     def mail_dir(self) -> Path:
         return self.path / "mail"
 

@@ -1,0 +1,133 @@
+"""An append-only journal of delivery outcomes, one per delivery thread.
+
+Outcomes go to the database a group at a time (each commit is an fsync), but each one
+is first appended here, in one ``write()`` right after the server's reply. A write
+that returned is in the kernel's page cache and survives the process being killed,
+so a SIGKILLed worker leaves its sent-but-uncommitted outcomes behind instead of
+losing them. Before it claims mail, any worker sharing the folder replays a dead
+worker's journal into the database, so those messages are not sent again: a crash
+repeats at most the message whose reply was not yet journaled, per connection.
+
+A journal stays locked (``flock``) while its thread lives: one that can be locked
+belongs to a worker that is gone. The file is emptied after each commit and removed
+when the thread ends cleanly. The journal does not fsync: after a power cut the
+database's lease brings the messages back (at least once, never lost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+
+from postroom.store.records import MessageOutcome, RecipientOutcome
+
+logger = logging.getLogger("postroom.worker")
+
+SUFFIX = ".journal"
+_OUTCOME_FIELDS = tuple(f.name for f in fields(MessageOutcome))
+_RECIPIENTS = _OUTCOME_FIELDS.index("recipients")
+
+Replay = Callable[[str, str, list[MessageOutcome]], None]  # owner, worker, outcomes
+
+
+class Journal:
+    """The journal of one delivery thread (``owner`` is its lease owner)."""
+
+    def __init__(self, folder: Path, owner: str) -> None:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path = folder / f"{owner.replace('/', '_')}{SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
+        self._fd: int | None = os.open(self.path, flags, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new name: never contended
+        self._written = 0
+
+    def write(self, outcome: MessageOutcome) -> None:
+        if self._fd is None:
+            return
+        os.write(self._fd, encode(outcome))
+        self._written += 1
+
+    def clear(self) -> None:
+        """Everything written so far is committed to the database."""
+        if self._fd is not None and self._written:
+            os.ftruncate(self._fd, 0)
+            self._written = 0
+
+    def close(self) -> None:
+        """Remove the file when all is committed; otherwise leave it, unlocked, for
+        the next worker to replay."""
+        if self._fd is None:
+            return
+        if not self._written:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+
+def replay_orphans(folder: Path, replay: Replay) -> int:
+    """Commit the journals of workers that are gone, through ``replay``; returns the
+    outcomes replayed. ``replay`` may raise (the database is down): the journal then
+    stays for the next try."""
+    replayed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.endswith(SUFFIX):
+            replayed += _replay_one(Path(entry.path), replay)
+    return replayed
+
+
+def _replay_one(path: Path, replay: Replay) -> int:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0  # its thread is alive
+        if os.fstat(fd).st_nlink == 0:
+            return 0  # another worker replayed it first, or its thread ended cleanly
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            outcomes = decode(stream.read())
+        owner = path.name[: -len(SUFFIX)]
+        if outcomes:
+            replay(owner, owner.rsplit(":", 1)[0], outcomes)
+            logger.warning(
+                "%d result(s) of a worker that stopped (%s) were recorded from its journal",
+                len(outcomes),
+                owner,
+            )
+        path.unlink()
+        return len(outcomes)
+    finally:
+        os.close(fd)
+
+
+def encode(outcome: MessageOutcome) -> bytes:
+    row: list[object] = [getattr(outcome, name) for name in _OUTCOME_FIELDS]
+    row[_RECIPIENTS] = [[r.pk, r.status, r.code, r.reply] for r in outcome.recipients]
+    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(data: bytes) -> list[MessageOutcome]:
+    """The outcomes of a journal; a last line cut short by the kill is skipped."""
+    outcomes = []
+    for line in data.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        row[_RECIPIENTS] = tuple(RecipientOutcome(*r) for r in row[_RECIPIENTS])
+        outcomes.append(MessageOutcome(**dict(zip(_OUTCOME_FIELDS, row, strict=True))))
+    return outcomes

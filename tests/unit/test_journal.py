@@ -1,0 +1,103 @@
+"""The delivery journal: what a worker that dies leaves behind is replayed once, by a
+worker that finds it unlocked, and never while its writer lives."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from postroom.delivery.journal import Journal, Replay, decode, encode, replay_orphans
+from postroom.store.records import MessageOutcome, RecipientOutcome
+
+
+def outcome(pk: int) -> MessageOutcome:
+    return MessageOutcome(
+        pk=pk,
+        status="sent",
+        counted=True,
+        next_attempt_at=1.5,
+        last_error=None,
+        outcome="sent",
+        attempt_outcome="sent",
+        detail="250 2.0.0 queued as ÄB",
+        started_at=1.0,
+        finished_at=2.0,
+        recipients=(RecipientOutcome(pk, "sent", 250, "ok"), RecipientOutcome(7, "failed", 5, "")),
+        attempt_number=1,
+        queued_at=0.5,
+    )
+
+
+Replayed = list[tuple[str, str, list[MessageOutcome]]]
+
+
+def collect(into: Replayed) -> Replay:
+    return lambda owner, worker, outcomes: into.append((owner, worker, outcomes))
+
+
+def test_an_outcome_survives_the_round_trip_and_a_torn_last_line_is_skipped() -> None:
+    data = encode(outcome(1)) + encode(outcome(2)) + encode(outcome(3))[:25]
+    assert decode(data) == [outcome(1), outcome(2)]
+
+
+def test_a_live_journal_is_never_replayed(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "host:1:abc:0")
+    journal.write(outcome(1))
+    replayed: Replayed = []
+    assert replay_orphans(tmp_path, collect(replayed)) == 0
+    assert replayed == []
+    journal.clear()
+    journal.close()
+    assert list(tmp_path.iterdir()) == []  # all committed: nothing left behind
+
+
+def test_a_killed_writers_journal_is_replayed_once_then_removed(tmp_path: Path) -> None:
+    # A real process writes two outcomes and is killed without a word.
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from postroom.delivery.journal import Journal\n"
+        "from tests.unit.test_journal import outcome\n"
+        "j = Journal(Path(sys.argv[1]), 'host:42:abc:1')\n"
+        "j.write(outcome(1)); j.write(outcome(2))\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    died = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=root, check=False)
+    assert died.returncode == -9
+    replayed: Replayed = []
+    assert replay_orphans(tmp_path, collect(replayed)) == 2
+    assert replayed == [("host:42:abc:1", "host:42:abc", [outcome(1), outcome(2)])]
+    assert replay_orphans(tmp_path, collect(replayed)) == 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_journal_stays_when_the_database_cannot_take_it(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "host:1:abc:0")
+    journal.write(outcome(1))
+    journal.close()  # stopped with a result not committed: left for the next worker
+
+    def down(owner: str, worker: str, outcomes: list[MessageOutcome]) -> None:
+        raise ConnectionError("database down")
+
+    with pytest.raises(ConnectionError):
+        replay_orphans(tmp_path, down)
+    replayed: Replayed = []
+    assert replay_orphans(tmp_path, collect(replayed)) == 1
+    assert [pk.pk for pk in replayed[0][2]] == [1]
+
+
+def test_cleared_outcomes_are_not_replayed(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "host:1:abc:0")
+    journal.write(outcome(1))
+    journal.clear()  # committed
+    journal.write(outcome(2))
+    os.close(journal._fd)  # type: ignore[arg-type]  # the process is gone
+    journal._fd = None
+    replayed: Replayed = []
+    replay_orphans(tmp_path, collect(replayed))
+    assert [o.pk for o in replayed[0][2]] == [2]
