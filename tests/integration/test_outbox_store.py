@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from tests.support.cli import run_postroom
+from tests.support.waiting import wait_until
 
 from postroom import Postroom
 from postroom.errors import AddressError, MessageTooLargeError
@@ -109,8 +111,19 @@ def test_claim_leases_messages_to_one_owner_until_the_lease_expires(postroom: Po
     assert [m.pk for m in claimed] == [pk]
     assert [r.address for r in claimed[0].recipients] == ["a@example.org", "b@example.org"]
     assert outbox.claim("w2", limit=10, lease_seconds=60) == []
-    later = claimed[0].queued_at + 61
-    assert [m.pk for m in outbox.claim("w2", limit=10, lease_seconds=60, now=later)] == [pk]
+    # A worker whose clock runs 10 minutes ahead cannot take it: leases follow the
+    # database's clock, not the claiming worker's.
+    ahead = time.time() + 600
+    assert outbox.claim("w2", limit=10, lease_seconds=60, now=ahead) == []
+
+
+def test_an_expired_lease_returns_the_message_to_any_worker(postroom: Postroom) -> None:
+    outbox = postroom.outbox
+    pk = postroom.send(to="a@example.org", subject="s", text="t")
+    assert [m.pk for m in outbox.claim("w1", limit=10, lease_seconds=0.3)] == [pk]
+    assert outbox.claim("w2", limit=10, lease_seconds=60) == []
+    taken = wait_until(lambda: outbox.claim("w2", limit=10, lease_seconds=60))
+    assert [m.pk for m in taken] == [pk]
 
 
 def _outcome(pk: int, recipient_pks: list[int], status: str) -> MessageOutcome:
@@ -132,8 +145,8 @@ def _outcome(pk: int, recipient_pks: list[int], status: str) -> MessageOutcome:
 def test_result_of_a_worker_whose_lease_was_taken_over_is_ignored(postroom: Postroom) -> None:
     outbox = postroom.outbox
     pk = postroom.send(to="a@example.org", subject="s", text="t")
-    first = outbox.claim("slow", limit=1, lease_seconds=1)[0]
-    outbox.claim("fast", limit=1, lease_seconds=60, now=first.queued_at + 5)
+    outbox.claim("slow", limit=1, lease_seconds=0.2)
+    wait_until(lambda: outbox.claim("fast", limit=1, lease_seconds=60))
     assert outbox.record("slow", [_outcome(pk, [], "sent")], worker="slow") == 0
     assert outbox.record("fast", [_outcome(pk, [], "sent")], worker="fast") == 1
 

@@ -12,9 +12,10 @@ import sqlite3
 import time
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Float, create_engine, event, literal_column
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
 
 from postroom.errors import StorageError, storage_error
 from postroom.settings import Configuration, Home, Settings
@@ -34,6 +35,16 @@ def url_for(settings: Settings, home: Home) -> str:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def database_clock(engine: Engine) -> ColumnElement[float]:
+    """The database server's time in Unix seconds, as SQL. Leases are timed by it, so
+    one worker's clock running ahead (a machine ten minutes fast) cannot make it take
+    messages another worker still holds. SQLite has no server: its clock is the
+    machine's, which all of its workers share."""
+    if is_sqlite(engine):
+        return literal_column("((julianday('now') - 2440587.5) * 86400.0)", Float)
+    return literal_column("extract(epoch from clock_timestamp())", Float)
 
 
 def make_engine(url: str) -> Engine:

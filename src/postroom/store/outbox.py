@@ -32,7 +32,7 @@ from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from postroom.store.bulk import BulkStatement
-from postroom.store.engine import is_sqlite
+from postroom.store.engine import database_clock, is_sqlite
 from postroom.store.group_commit import GroupCommit
 from postroom.store.records import (
     ClaimedMessage,
@@ -112,6 +112,7 @@ class Outbox:
         release): the process's idle workers wake on it."""
         self.engine = engine
         self._skip_locked = not is_sqlite(engine)
+        self._clock = database_clock(engine)
         self._claims: dict[int, Update] = {}
         self._on_due = on_due
         # Enqueues from threads at once share a transaction (see store.group_commit).
@@ -246,7 +247,7 @@ class Outbox:
             statement = self._claims[limit] = self._claim_statement(limit)
         with self.engine.begin() as connection:
             rows = connection.execute(
-                statement, {"c_now": now, "c_owner": owner, "c_until": now + lease_seconds}
+                statement, {"c_now": now, "c_owner": owner, "c_lease": lease_seconds}
             ).all()
             if not rows:
                 return []
@@ -297,7 +298,7 @@ class Outbox:
             .values(
                 status=SENDING,
                 lease_owner=bindparam("c_owner", type_=String),
-                lease_expires_at=bindparam("c_until", type_=Float),
+                lease_expires_at=self._clock + bindparam("c_lease", type_=Float),
                 updated_at=now,
             )
             .returning(
@@ -328,7 +329,9 @@ class Outbox:
                             messages.c.status.in_((QUEUED, DEFERRED)),
                             messages.c.next_attempt_at <= now,
                         ),
-                        and_(messages.c.status == SENDING, messages.c.lease_expires_at < now),
+                        and_(
+                            messages.c.status == SENDING, messages.c.lease_expires_at < self._clock
+                        ),
                     )
                 )
                 .order_by(messages.c.next_attempt_at, messages.c.id)
@@ -345,7 +348,7 @@ class Outbox:
         ]
         branches.append(
             select(messages.c.id, messages.c.next_attempt_at)
-            .where(messages.c.status == SENDING, messages.c.lease_expires_at < now)
+            .where(messages.c.status == SENDING, messages.c.lease_expires_at < self._clock)
             .limit(limit)
             .subquery()
         )
