@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from email import message_from_bytes
 from email.policy import default
@@ -11,7 +12,14 @@ from pathlib import Path
 import pytest
 import trustme
 from tests.support.cli import Run, run_postroom
-from tests.support.smtpd import Recorder, SilentServer, SMTPServer, closed_port, server_context
+from tests.support.smtpd import (
+    Recorder,
+    SilentServer,
+    SMTPServer,
+    TricklingServer,
+    closed_port,
+    server_context,
+)
 
 MakeServer = Callable[..., SMTPServer]
 PASSWORD = "Zebra-Quartz-9481-secret"
@@ -284,3 +292,23 @@ def test_ehlo_gives_this_machines_name(smtp_server: SMTPServer, tmp_path: Path) 
     named = check(tmp_path, *server_settings(smtp_server), "mail.helo_name=mx.lab.example")
     assert named.code == 0
     assert smtp_server.handler.ehlo_names[-1] == "mx.lab.example"
+
+
+@pytest.mark.parametrize(
+    ("greeting_fast", "title"), [(False, "Greeting"), (True, "EHLO capabilities")]
+)
+def test_a_server_that_trickles_its_replies_fails_within_the_timeout(
+    tmp_path: Path, greeting_fast: bool, title: str
+) -> None:
+    # One byte every 0.2 s: every read gets something, a whole reply would take ~10 s.
+    server = TricklingServer(greeting_fast=greeting_fast)
+    try:
+        started = time.monotonic()
+        run = check(tmp_path, f"mail.host={server.host}", f"mail.port={server.port}",
+                    "mail.security=none")  # fmt: skip
+        took = time.monotonic() - started
+    finally:
+        server.close()
+    failed_at(run, title)
+    assert "within 1s" in run.stdout
+    assert took < 8  # start-up, the step's 1 s and a short TLS probe; it was minutes

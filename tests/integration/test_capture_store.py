@@ -1,4 +1,5 @@
-"""The mail record on SQLite: batched inserts, filters, one message in full, pruning."""
+"""The mail record on SQLite and on PostgreSQL: batched inserts, filters, one message in
+full, pruning."""
 
 from __future__ import annotations
 
@@ -8,19 +9,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from tests.support.pg import engine_on
 
 from postroom.store.capture import CaptureStore, NewCapture
 from postroom.store.capture_queries import count_captured, get_captured, list_captured
-from postroom.store.engine import make_engine
-from postroom.store.migrate import upgrade
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    made = make_engine(f"sqlite:///{tmp_path / 'postroom.db'}")
-    upgrade(made)
-    yield made
-    made.dispose()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with engine_on(request.param, tmp_path) as made:
+        yield made
 
 
 def mail(subject: str, *to: str, sender: str = "app@example.org") -> NewCapture:

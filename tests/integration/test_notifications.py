@@ -23,9 +23,11 @@ IMAGE = {"kind": "image", "id": 7, "title": "Plate 7", "owner": "alice",
          "url": "https://omero.example.org/image/7"}  # fmt: skip
 
 
-@pytest.fixture
-def postroom(tmp_path: Path, smtp_server: SMTPServer) -> Iterator[Postroom]:
-    with notifying_postroom("sqlite", tmp_path, smtp_server) as instance:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def postroom(
+    request: pytest.FixtureRequest, tmp_path: Path, smtp_server: SMTPServer
+) -> Iterator[Postroom]:
+    with notifying_postroom(request.param, tmp_path, smtp_server) as instance:
         yield instance
 
 

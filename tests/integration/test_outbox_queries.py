@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
-from tests.support.pg import throwaway_engine
+from tests.support.pg import engine_on
 
 from postroom.store.engine import make_engine
 from postroom.store.migrate import upgrade
@@ -31,14 +31,8 @@ MINUTE = 60.0
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "postgresql":
-        with throwaway_engine() as pg:
-            yield pg
-        return
-    sqlite = make_engine("sqlite:///" + str(tmp_path / "x.db"))
-    upgrade(sqlite)
-    yield sqlite
-    sqlite.dispose()
+    with engine_on(request.param, tmp_path) as made:
+        yield made
 
 
 def raw_message(

@@ -1,16 +1,20 @@
-"""The outbox on a real SQLite file: durability, idempotency, leases, admin actions."""
+"""The outbox on a real SQLite file and on PostgreSQL: durability, idempotency, leases,
+admin actions."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select
 from tests.support.cli import run_postroom
+from tests.support.pg import postroom_on
 from tests.support.waiting import wait_until
 
 from postroom import Postroom
@@ -18,12 +22,12 @@ from postroom.errors import AddressError, MessageTooLargeError
 from postroom.store.engine import make_engine
 from postroom.store.migrate import upgrade
 from postroom.store.records import MessageOutcome, RecipientOutcome
-from postroom.store.schema import metadata
+from postroom.store.schema import messages, metadata
 
 
-@pytest.fixture
-def postroom(tmp_path: Path) -> Postroom:
-    with Postroom(tmp_path) as instance:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def postroom(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Postroom]:
+    with postroom_on(request.param, tmp_path) as instance:
         yield instance
 
 
@@ -61,8 +65,8 @@ def test_same_idempotency_key_returns_the_same_message(postroom: Postroom) -> No
     )
     assert first == again
     assert len(set(in_batch)) == 1
-    db = postroom.config.home.database_file
-    assert _rows(db, "SELECT count(*) FROM messages") == [(2,)]
+    with postroom.engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(messages)).scalar() == 2
 
 
 def test_concurrent_senders_with_one_key_make_one_message(tmp_path: Path) -> None:

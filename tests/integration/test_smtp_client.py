@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -35,7 +37,7 @@ from postroom.settings import Home, Secret, Settings
 from postroom.transport import smtp as smtp_module
 from postroom.transport.smtp import SMTPTransport
 from postroom.transport.smtp_client import SMTPClient
-from postroom.transport.smtp_connection import SMTPConnection
+from postroom.transport.smtp_connection import SMTPConnection, data_deadline
 
 MakeServer = Callable[..., SMTPServer]
 PASSWORD = "correct horse battery staple"
@@ -358,6 +360,42 @@ def test_a_reply_that_trickles_times_out_as_a_whole(greeting_fast: bool, step: s
     assert caught.value.step == step
     assert "within 1s" in str(caught.value)
     assert took < 3
+
+
+@pytest.mark.parametrize("size", [30_000, 200_000])  # sendall, and the sendmsg loop
+def test_message_data_a_server_takes_too_slowly_times_out_by_its_size(size: int) -> None:
+    # The server end reads 1 kB every 50 ms (20 kB/s, under the 50 kB/s floor): each
+    # write makes a little progress, so only a deadline for the whole write ends it.
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stop = threading.Event()
+
+    def read_slowly() -> None:
+        while not stop.wait(0.05):
+            try:
+                if not theirs.recv(1024):
+                    return
+            except OSError:
+                return
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    connection = SMTPConnection(ours, where="slow.example:25", timeout=0.2)
+    limit = data_deadline(0.2, size)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransportTimeout) as caught:
+            connection.write_data(b"x" * size, b"\r\n.\r\n")
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        reader.join()
+        theirs.close()
+    assert caught.value.step == "data"
+    assert f"took more than {limit:.0f}s to take {size} bytes" in str(caught.value)
+    assert limit - 0.1 <= took < limit + 1.5
+    assert not connection.is_open
 
 
 # -- TLS ----------------------------------------------------------------------------------

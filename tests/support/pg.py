@@ -101,6 +101,25 @@ def pg_engine() -> Iterator[Engine]:
 
 
 @contextmanager
+def engine_on(backend: str, folder: Path) -> Iterator[Engine]:
+    """An engine with the current schema on a SQLite file in ``folder`` ("sqlite") or
+    on a throwaway PostgreSQL database ("postgresql"), for store tests on both."""
+    if backend == "postgresql":
+        with throwaway_engine() as on_postgresql:
+            yield on_postgresql
+        return
+    from postroom.store.engine import make_engine
+    from postroom.store.migrate import upgrade
+
+    on_sqlite = make_engine(f"sqlite:///{folder / 'postroom.db'}")
+    try:
+        upgrade(on_sqlite)
+        yield on_sqlite
+    finally:
+        on_sqlite.dispose()
+
+
+@contextmanager
 def postroom_on(backend: str, home: Path) -> Iterator[Postroom]:
     """A Postroom on the embedded SQLite ("sqlite") or on a throwaway, migrated
     PostgreSQL database ("postgresql"), for tests that run on both."""

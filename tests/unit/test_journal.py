@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +103,42 @@ def test_cleared_outcomes_are_not_replayed(tmp_path: Path) -> None:
     replayed: Replayed = []
     replay_orphans(tmp_path, collect(replayed))
     assert [o.pk for o in replayed[0][2]] == [2]
+
+
+def test_a_journal_being_created_is_never_taken_for_a_dead_one(tmp_path: Path) -> None:
+    # Another worker scans the folder all the while: it must never replay or remove a
+    # journal whose thread lives, however the two interleave.
+    done = threading.Event()
+    wrongly: Replayed = []
+
+    def scan() -> None:
+        while not done.is_set():
+            replay_orphans(tmp_path, collect(wrongly))
+
+    scanner = threading.Thread(target=scan)
+    scanner.start()
+    missing = 0
+    try:
+        for n in range(1500):
+            journal = Journal(tmp_path, f"host:1:abc:{n}")
+            journal.write(outcome(n))
+            missing += not journal.path.exists()
+            journal.clear()
+            journal.close()
+    finally:
+        done.set()
+        scanner.join()
+    assert (missing, wrongly) == (0, [])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_journal_left_half_created_by_a_dead_worker_is_cleared_away(tmp_path: Path) -> None:
+    old, young = (
+        tmp_path / "host:9:abc:0.journal-starting",
+        tmp_path / "host:9:abc:1.journal-starting",
+    )
+    old.touch()
+    young.touch()
+    os.utime(old, (time.time() - 120, time.time() - 120))
+    assert replay_orphans(tmp_path, collect([])) == 0
+    assert list(tmp_path.iterdir()) == [young]  # may still be on its way to its lock

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from sqlalchemy.engine import make_url
 
 from postroom.cli.common import out, state
 from postroom.store.engine import database_url, make_engine
 
-app = typer.Typer(help="Database schema: upgrade, status.")
+app = typer.Typer(help="Database schema: upgrade, status; copy to another database.")
 
 
 @app.command("upgrade")
@@ -47,3 +49,26 @@ def status_command(ctx: typer.Context) -> None:
     head = head_revision()
     word = "current" if current == head else "needs `postroom db upgrade`"
     out.print(f"schema {current or 'empty'}, wanted {head}: {word}", markup=False)
+
+
+@app.command("copy")
+def copy_command(
+    ctx: typer.Context,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            metavar="URL",
+            help="The database to copy into, e.g. postgresql+psycopg://postroom@db/postroom.",
+        ),
+    ],
+) -> None:
+    """Copy everything (outbox, users, broadcasts, mail record...) into another database.
+
+    Stop every worker and `postroom serve` first. The source is only read; a copy that
+    stopped half-way resumes when run again; counts are verified per table. Then point
+    postroom at the new database with `postroom config set database.url URL`.
+    """
+    from postroom.cli.db_copy import run_copy  # SQLAlchemy dialects: only for this command
+
+    run_copy(state(ctx).config(), to)

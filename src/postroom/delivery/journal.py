@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -30,6 +31,8 @@ from postroom.store.records import MessageOutcome, RecipientOutcome
 logger = logging.getLogger("postroom.worker")
 
 SUFFIX = ".journal"
+STARTING = "-starting"  # a journal being created; renamed once locked
+LEFT_BEHIND = 60.0  # seconds after which a journal still being created was abandoned
 _OUTCOME_FIELDS = tuple(f.name for f in fields(MessageOutcome))
 _RECIPIENTS = _OUTCOME_FIELDS.index("recipients")
 
@@ -42,9 +45,14 @@ class Journal:
     def __init__(self, folder: Path, owner: str) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path = folder / f"{owner.replace('/', '_')}{SUFFIX}"
+        # Locked before it gets its name: a journal seen unlocked is always a dead one.
+        # (Created under its final name, another worker could take the empty, not yet
+        # locked file for a dead one's and remove it while this one writes to it.)
+        starting = self.path.with_name(self.path.name + STARTING)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
-        self._fd: int | None = os.open(self.path, flags, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new name: never contended
+        self._fd: int | None = os.open(starting, flags, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # a scan may hold it for a moment
+        os.rename(starting, self.path)
         self._written = 0
 
     def write(self, outcome: MessageOutcome) -> None:
@@ -83,7 +91,17 @@ def replay_orphans(folder: Path, replay: Replay) -> int:
     for entry in entries:
         if entry.name.endswith(SUFFIX):
             replayed += _replay_one(Path(entry.path), replay)
+        elif entry.name.endswith(SUFFIX + STARTING):
+            _remove_if_dead(Path(entry.path))
     return replayed
+
+
+def _remove_if_dead(path: Path) -> None:
+    """A journal whose worker died while creating it holds nothing. (One a minute old:
+    a young one may be between its creation and its lock.)"""
+    with contextlib.suppress(FileNotFoundError):
+        if time.time() - path.stat().st_mtime > LEFT_BEHIND:
+            path.unlink()
 
 
 def _replay_one(path: Path, replay: Replay) -> int:

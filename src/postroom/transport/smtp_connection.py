@@ -23,8 +23,19 @@ from postroom.errors import (
 )
 from postroom.transport.smtp_protocol import Reply, parse_reply_line, redact, with_fix
 
+#: Bytes per second a server must at least take message data at: writing a message
+#: may last mail.timeout plus one second per this many bytes (10 MB: 200 s more).
+DATA_FLOOR = 50_000
+
 #: Receives each line of the conversation: ("C", line) sent, ("S", line) received.
 Transcript = Callable[[str, str], None]
+
+
+def data_deadline(timeout: float, size: int) -> float:
+    """Seconds allowed to write ``size`` bytes of message data: the transaction's cap
+    grows with the message, so a large one on a slow link is not cut off, while a
+    server that stops reading is given up on."""
+    return timeout + size / DATA_FLOOR
 
 
 class SMTPConnection:
@@ -94,7 +105,8 @@ class SMTPConnection:
 
     def write_data(self, payload: bytes, tail: bytes, *, more: bytes = b"") -> None:
         """Write an encoded message, its end (``tail``), then ``more`` (the next pipelined
-        commands), in as few system calls and copies as the socket allows."""
+        commands), in as few system calls and copies as the socket allows, within
+        :func:`data_deadline` for the whole of it."""
         if self.transcript is not None:
             self.transcript("C", f"<message data: {len(payload)} bytes>")
             self.transcript("C", ".")
@@ -102,19 +114,37 @@ class SMTPConnection:
                 self.transcript("C", line.decode("utf-8", "replace"))
         sock = self.require_socket()
         self.end_of_data_sent = True
+        limit = data_deadline(self.timeout, len(payload))
+        deadline = time.monotonic() + limit
         try:
             if isinstance(sock, ssl.SSLSocket) or len(payload) < 65536:
+                sock.settimeout(limit)  # sendall: one limit for the whole call
                 sock.sendall(payload + tail + more)
                 return
             parts = [memoryview(payload), memoryview(tail + more)]
             while parts:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
                 sent = sock.sendmsg(parts)
                 while parts and sent >= len(parts[0]):
                     sent -= len(parts.pop(0))
                 if parts:
                     parts[0] = parts[0][sent:]
+        except TimeoutError:
+            self.close()
+            fix = "the link or the server is too slow for this message; raise mail.timeout"
+            message = (
+                f"{self.where} took more than {limit:.0f}s to take {len(payload)} bytes of "
+                f"message data (mail.timeout plus 1s per {DATA_FLOOR // 1000} kB); {fix}"
+            )
+            raise with_fix(TransportTimeout(message, step="data"), fix) from None
         except OSError as exc:
             raise self._io_error(exc, "data") from None
+        finally:
+            if self.sock is not None:
+                sock.settimeout(self.timeout)
 
     # -- reading ----------------------------------------------------------------------
 
