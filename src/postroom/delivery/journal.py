@@ -5,8 +5,9 @@ is first appended here, in one ``write()`` right after the server's reply. A wri
 that returned is in the kernel's page cache and survives the process being killed,
 so a SIGKILLed worker leaves its sent-but-uncommitted outcomes behind instead of
 losing them. Before it claims mail, any worker sharing the folder replays a dead
-worker's journal into the database, so those messages are not sent again: a crash
-repeats at most the message whose reply was not yet journaled, per connection.
+worker's journal into the database, so those messages are not sent again (a crash
+repeats at most the message whose reply was not yet journaled, per connection), and
+gives the messages it had claimed but not sent back to the queue at once.
 
 A journal stays locked (``flock``) while its thread lives: one that can be locked
 belongs to a worker that is gone. The file is emptied after each commit and removed
@@ -19,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -28,15 +28,15 @@ from pathlib import Path
 
 from postroom.store.records import MessageOutcome, RecipientOutcome
 
-logger = logging.getLogger("postroom.worker")
-
 SUFFIX = ".journal"
 STARTING = "-starting"  # a journal being created; renamed once locked
 LEFT_BEHIND = 60.0  # seconds after which a journal still being created was abandoned
 _OUTCOME_FIELDS = tuple(f.name for f in fields(MessageOutcome))
 _RECIPIENTS = _OUTCOME_FIELDS.index("recipients")
 
-Replay = Callable[[str, str, list[MessageOutcome]], None]  # owner, worker, outcomes
+#: Called with a dead thread's owner name, its worker's name and what it journaled
+#: (perhaps nothing): commit the outcomes, and give back what it still held.
+Replay = Callable[[str, str, list[MessageOutcome]], None]
 
 
 class Journal:
@@ -119,13 +119,7 @@ def _replay_one(path: Path, replay: Replay) -> int:
         with os.fdopen(os.dup(fd), "rb") as stream:
             outcomes = decode(stream.read())
         owner = path.name[: -len(SUFFIX)]
-        if outcomes:
-            replay(owner, owner.rsplit(":", 1)[0], outcomes)
-            logger.warning(
-                "%d result(s) of a worker that stopped (%s) were recorded from its journal",
-                len(outcomes),
-                owner,
-            )
+        replay(owner, owner.rsplit(":", 1)[0], outcomes)
         path.unlink()
         return len(outcomes)
     finally:

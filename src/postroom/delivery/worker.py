@@ -354,9 +354,21 @@ class Worker:
             self.events.recorded(outcomes)
 
     def _replay(self, owner: str, worker: str, outcomes: list[MessageOutcome]) -> None:
-        """Commit what a worker that is gone had journaled (see delivery/journal.py)."""
-        self.outbox.record(owner, outcomes, worker=worker)
-        self.events.recorded(outcomes)
+        """Commit what a delivery thread that is gone had journaled, and give its other
+        claimed messages back now rather than when their lease ends: it is dead (its
+        journal was unlocked), so it cannot send them (see delivery/journal.py)."""
+        if outcomes:
+            self.outbox.record(owner, outcomes, worker=worker)
+            self.events.recorded(outcomes)
+        released = self.outbox.release(owner)
+        if outcomes or released:
+            logger.warning(
+                "a worker stopped without finishing (%s): %d result(s) recorded from its "
+                "journal, %d message(s) it held back in the queue",
+                owner,
+                len(outcomes),
+                released,
+            )
 
     def _housekeep(self) -> None:
         now = time.monotonic()
