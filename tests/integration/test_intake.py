@@ -1,4 +1,5 @@
-"""The service's intake: messages from many requests at once, committed together."""
+"""The service's intake: messages from many requests at once, committed together (on
+SQLite and on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
+from tests.support.pg import postroom_on
 
-from postroom import Postroom
 from postroom.service.intake import Intake
 from postroom.store import queries
 
 
-def test_concurrent_requests_each_get_their_own_message(tmp_path: Path) -> None:
-    with Postroom(tmp_path) as postroom:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_concurrent_requests_each_get_their_own_message(tmp_path: Path, backend: str) -> None:
+    with postroom_on(backend, tmp_path) as postroom:
         intake = Intake(postroom.outbox)
         prepared = [
             postroom.prepare({"to": f"u{n}@example.org", "subject": f"s{n}", "text": "t"})
@@ -35,13 +37,14 @@ def test_concurrent_requests_each_get_their_own_message(tmp_path: Path) -> None:
         assert stored.summary.subject == "s7"
 
 
-def test_a_failed_commit_is_raised_to_its_callers(tmp_path: Path) -> None:
-    with Postroom(tmp_path) as postroom:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_failed_commit_is_raised_to_its_callers(tmp_path: Path, backend: str) -> None:
+    with postroom_on(backend, tmp_path) as postroom:
         message = postroom.prepare({"to": "ada@example.org", "subject": "s", "text": "t"})
         with postroom.engine.begin() as connection:
             connection.execute(text("ALTER TABLE recipients RENAME TO recipients_gone"))
         intake = Intake(postroom.outbox)
-        with pytest.raises(OperationalError):
+        with pytest.raises(DBAPIError):
             asyncio.run(intake.submit(message))
         intake.close()
         assert queries.list_messages(postroom.engine) == []

@@ -4,7 +4,8 @@ Results of messages the server already accepted are never dropped when the datab
 cannot take them: each delivery thread keeps its own, sends nothing new, and commits
 them first when the database answers again. A message is then sent twice only if its
 lease ran out meanwhile and another worker took it (an outage longer than
-``delivery.lease``), or if the worker stops before the database is back.
+``delivery.lease``). A worker that stops before the database is back leaves them in
+its journal (delivery/journal.py) for the next worker on the same HOME.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ class DatabaseOutage:
             self.record_kept(owner)
         except DBAPIError:
             logger.error(
-                "%d result(s) could not be recorded (the database is down): those messages "
-                "will be sent again when their lease ends",
+                "%d result(s) could not be recorded (the database is down): they stay in "
+                "the journal, for the next worker on this HOME to record",
                 len(self._kept.get(owner, [])),
             )
 
