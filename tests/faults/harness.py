@@ -104,6 +104,7 @@ class Run:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=log,
+            start_new_session=True,  # a group: a wrapper (faketime) and its child go together
         )
         log.close()
         self.workers.append(worker)
@@ -135,14 +136,14 @@ class Run:
 
     def stop_workers(self) -> None:
         for worker in self.workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
+            _signal_group(worker, signal.SIGTERM)
         for worker in self.workers:
             try:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                worker.kill()
+                _signal_group(worker, signal.SIGKILL)
                 worker.wait()
+            _signal_group(worker, signal.SIGKILL)  # nothing of it may outlive the case
 
     def figure(self, case: str = "") -> str:
         lost, duplicated = self.counts()
@@ -161,6 +162,11 @@ class Run:
     def logs(self) -> str:
         logs = sorted(self.home.glob("worker-*.log"))
         return "".join(p.read_text(errors="replace") for p in logs)[-3000:]
+
+
+def _signal_group(worker: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(worker.pid, signum)
 
 
 def report(capsys: pytest.CaptureFixture[str], line: str) -> None:
