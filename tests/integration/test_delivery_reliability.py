@@ -1,7 +1,8 @@
 """Delivery against real SMTP servers that misbehave: nothing accepted is ever lost.
 
-Each test prints a figure line such as ``300 enqueued, 300 delivered, 0 lost, 0
-duplicated``. Workers that must die run as real subprocesses.
+Every case runs on the embedded SQLite and on PostgreSQL. Each test prints a figure
+line such as ``300 enqueued, 300 delivered, 0 lost, 0 duplicated``. Workers that must
+die run as real subprocesses.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import logging
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from tests.support.flaky_smtp import FlakyServer
-from tests.support.smtpd import Recorder, SilentServer, SMTPServer, start_server
+from tests.support.pg import throwaway_engine
+from tests.support.smtpd import Recorder, SilentServer, start_server
 from tests.support.waiting import wait_until
 
 from postroom import Postroom
@@ -65,15 +67,19 @@ class SlowRecorder(Recorder):
         return await super().handle_DATA(server, session, envelope)
 
 
-@pytest.fixture
-def server() -> Iterator[SMTPServer]:
-    started = start_server()
-    yield started
-    started.stop()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The settings that put the outbox on the embedded SQLite or on PostgreSQL."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    with throwaway_engine() as engine:
+        yield {"database.url": engine.url.render_as_string(hide_password=False)}
 
 
-def _postroom(home: Path, target: dict[str, str], **extra: str) -> Postroom:
-    return Postroom(home, settings={"mail.enabled": "true", **FAST_RETRY, **target, **extra})
+def _postroom(home: Path, db: dict[str, str], target: dict[str, str], **extra: str) -> Postroom:
+    settings = {"mail.enabled": "true", **FAST_RETRY, **db, **target, **extra}
+    return Postroom(home, settings=settings)
 
 
 def _deliver(postroom: Postroom, concurrency: int = 2) -> RunStats:
@@ -85,12 +91,12 @@ def _message_ids(contents: list[bytes]) -> Counter[str]:
 
 
 def test_temporary_failure_then_success_delivers_once(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, db: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     handler = FirstAttemptsFail("*@example.org", "451 4.3.0 try again later", times=1)
     server = start_server(handler)
     try:
-        with _postroom(tmp_path, server.settings_flags()) as postroom:
+        with _postroom(tmp_path, db, server.settings_flags()) as postroom:
             pk = postroom.send(to="ada@example.org", subject="retry me", text="hi")
             stats = _deliver(postroom)
             detail = get_message(postroom.engine, pk)
@@ -105,11 +111,11 @@ def test_temporary_failure_then_success_delivers_once(
 
 
 def test_permanent_failure_keeps_the_servers_reply(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, db: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = start_server(Recorder(rcpt_replies={"*": "550 5.1.1 no such user here"}))
     try:
-        with _postroom(tmp_path, server.settings_flags()) as postroom:
+        with _postroom(tmp_path, db, server.settings_flags()) as postroom:
             pk = postroom.send(to="ghost@example.org", subject="nobody", text="hi")
             stats = _deliver(postroom)
             detail = get_message(postroom.engine, pk)
@@ -125,13 +131,13 @@ def test_permanent_failure_keeps_the_servers_reply(
 
 
 def test_mixed_replies_retry_only_the_deferred_recipient(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, db: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     handler = FirstAttemptsFail("later@example.org", "450 4.2.1 mailbox busy", times=1)
     handler.rcpt_replies = {"gone@example.org": "550 5.1.1 unknown user"}
     server = start_server(handler)
     try:
-        with _postroom(tmp_path, server.settings_flags()) as postroom:
+        with _postroom(tmp_path, db, server.settings_flags()) as postroom:
             pk = postroom.send(
                 to=["ok@example.org", "later@example.org", "gone@example.org"],
                 subject="three recipients",
@@ -169,11 +175,11 @@ def test_mixed_replies_retry_only_the_deferred_recipient(
 
 @pytest.mark.parametrize("break_at", ["during-data", "after-dot"])
 def test_dropped_connection_defers_and_the_retry_delivers(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], break_at: str
+    tmp_path: Path, db: dict[str, str], capsys: pytest.CaptureFixture[str], break_at: str
 ) -> None:
     server = FlakyServer(break_at=break_at, failures=1)
     try:
-        with _postroom(tmp_path, server.settings_flags()) as postroom:
+        with _postroom(tmp_path, db, server.settings_flags()) as postroom:
             pk = postroom.send(to="ada@example.org", subject=f"dropped {break_at}", text="hi")
             _deliver(postroom, concurrency=1)
             detail = get_message(postroom.engine, pk)
@@ -187,13 +193,13 @@ def test_dropped_connection_defers_and_the_retry_delivers(
 
 
 def test_server_that_never_greets_times_out_and_the_worker_moves_on(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, db: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     silent = SilentServer()
     flags = {"mail.host": silent.host, "mail.port": str(silent.port), "mail.timeout": "1"}
     try:
         with Postroom(
-            tmp_path, settings={"mail.enabled": "true", "delivery.backoff_min": "1h", **flags}
+            tmp_path, settings={"mail.enabled": "true", "delivery.backoff_min": "1h", **db, **flags}
         ) as postroom:
             pk = postroom.send(to="ada@example.org", subject="silence", text="hi")
             started = time.monotonic()
@@ -210,12 +216,15 @@ def test_server_that_never_greets_times_out_and_the_worker_moves_on(
 
 
 def test_wrong_password_pauses_delivery_and_fails_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    db: dict[str, str],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = start_server(auth=("mailer", "right-password"), auth_required=True)
     flags = {**server.settings_flags(), "mail.username": "mailer", "mail.password": "wrong-pw"}
     try:
-        with _postroom(tmp_path, flags) as postroom:
+        with _postroom(tmp_path, db, flags) as postroom:
             ids = postroom.send_many(
                 [{"to": f"u{i}@example.org", "subject": "s", "text": "t"} for i in range(5)]
             )
@@ -257,11 +266,11 @@ def _enqueue(home: Path, flags: dict[str, str], count: int) -> set[str]:
 
 @pytest.mark.slow
 def test_killed_worker_loses_nothing_and_a_fresh_worker_finishes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, db: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = start_server(SlowRecorder())
     # Leases far longer than the test: the fresh worker must not wait for them.
-    flags = {**server.settings_flags(), "mail.enabled": "true", "delivery.lease": "600"}
+    flags = {**server.settings_flags(), **db, "mail.enabled": "true", "delivery.lease": "600"}
     try:
         expected = _enqueue(tmp_path, flags, 300)
         worker = _worker_process(tmp_path, flags, "--concurrency", "2")
@@ -292,10 +301,10 @@ def test_killed_worker_loses_nothing_and_a_fresh_worker_finishes(
 
 @pytest.mark.slow
 def test_sigterm_finishes_in_flight_and_leaves_no_lease(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, db: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     server = start_server(SlowRecorder())
-    flags = {**server.settings_flags(), "mail.enabled": "true"}
+    flags = {**server.settings_flags(), **db, "mail.enabled": "true"}
     try:
         expected = _enqueue(tmp_path, flags, 300)
         worker = _worker_process(tmp_path, flags, "--concurrency", "2")
@@ -303,10 +312,13 @@ def test_sigterm_finishes_in_flight_and_leaves_no_lease(
         worker.send_signal(signal.SIGTERM)
         _, stderr = worker.communicate(timeout=20)
         assert worker.returncode == 0, stderr
-        with sqlite3.connect(tmp_path / "postroom.db") as db:
-            leased = db.execute(
-                "SELECT count(*) FROM messages WHERE status = 'sending' OR lease_owner IS NOT NULL"
-            ).fetchone()[0]
+        with Postroom(tmp_path, settings=flags) as postroom, postroom.engine.connect() as sql:
+            leased = sql.execute(
+                text(
+                    "SELECT count(*) FROM messages "
+                    "WHERE status = 'sending' OR lease_owner IS NOT NULL"
+                )
+            ).scalar_one()
         fresh = _worker_process(tmp_path, flags, "--once")
         fresh.communicate(timeout=60)
     finally:

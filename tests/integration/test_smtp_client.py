@@ -398,6 +398,49 @@ def test_message_data_a_server_takes_too_slowly_times_out_by_its_size(size: int)
     assert not connection.is_open
 
 
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_a_transaction_answered_just_in_time_at_each_step_is_capped_as_a_whole(
+    make_smtp_server: MakeServer, pipelining: bool
+) -> None:
+    # Each RCPT is answered in 0.35 s, inside the 0.5 s per reply; 12 of them would hold
+    # the connection 4 s or more. The cap (3 x 0.5 s plus the data's share) ends it.
+    server = make_smtp_server(Recorder(pipelining=pipelining, rcpt_delay=0.35))
+    client = client_for(server, timeout=0.5).open()
+    recipients = [f"r{i}@example.org" for i in range(12)]
+    started = time.monotonic()
+
+    with pytest.raises(TransportTimeout) as caught:
+        client.send(envelope(*recipients), MESSAGE)
+    took = time.monotonic() - started
+
+    assert caught.value.step == "rcpt"
+    assert "did not finish a message within 1.5s" in str(caught.value)
+    assert "raise mail.timeout" in str(caught.value)
+    assert 1.4 <= took < 2.5
+    assert server.messages == []
+    assert not client.is_open
+
+
+def test_the_callers_pauses_between_messages_do_not_count_against_the_cap(
+    make_smtp_server: MakeServer,
+) -> None:
+    # The caller takes longer between two messages than a whole transaction may (as a
+    # slow commit of results would); only time spent waiting on the server counts.
+    server = make_smtp_server(Recorder())
+    client = client_for(server, timeout=0.2).open()
+
+    def items() -> Iterator[tuple[Envelope, bytes]]:
+        for i in range(3):
+            if i == 1:
+                time.sleep(1.0)  # the caller's own work, longer than the 0.6 s cap
+            yield envelope(f"r{i}@example.org"), MESSAGE
+
+    results = list(client.send_many(items()))
+
+    assert [r.all_accepted for r in results] == [True, True, True]
+    assert len(server.messages) == 3
+
+
 # -- TLS ----------------------------------------------------------------------------------
 
 

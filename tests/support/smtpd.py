@@ -61,6 +61,8 @@ class Recorder:
     rcpts: list[str] = field(default_factory=list)
     cram_md5_user: str | None = None
     cram_md5_password: str | None = None
+    #: Seconds the server takes over each RCPT (a slow or tarpitting server).
+    rcpt_delay: float = 0.0
 
     async def handle_EHLO(  # noqa: N802 - aiosmtpd hook name
         self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -86,6 +88,8 @@ class Recorder:
         self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
         self.rcpts.append(address)
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
         reply = _scripted(self.rcpt_replies, [address])
         if reply == "drop":
             _drop(server)

@@ -64,7 +64,8 @@ class MailSettings:
         30.0,
         kinds.DURATION,
         "Time limit of every network step: connect, TLS, and each whole reply (however "
-        "slowly the server trickles it); writing a message may take this plus 1s per 50 kB.",
+        "slowly the server trickles it); writing a message may take this plus 1s per 50 kB, "
+        "and a whole message (MAIL to the last reply) 3 times this plus 1s per 50 kB.",
     )
     tls_verify: bool = setting(
         True, kinds.BOOL, "Check the server's certificate and host name. Keep it on."

@@ -384,6 +384,9 @@ class SMTPClient:
     # One command at a time, for diagnostics.
 
     def mail(self, sender: str, *, size: int | None = None, smtputf8: bool = False) -> Reply:
+        """MAIL FROM, starting the transaction's overall cap (for ``size`` bytes of data);
+        :meth:`data` or :meth:`rset` ends it."""
+        self._conn().begin_transaction(size or 0)
         size = size if self._caps().has_size else None
         command = mail_command(sender, size=size, smtputf8=smtputf8, eight_bit=False)
         return self._command_bytes(command, "mail")
@@ -394,15 +397,20 @@ class SMTPClient:
     def data(self, data: bytes) -> Reply:
         """DATA and the message: the final reply, or the DATA reply if it was not 354."""
         conn = self._conn()
-        reply = conn.command("DATA", "data")
-        if reply.code != 354:
-            return reply
-        payload = encode_data(data)
-        conn.write_data(payload, end_of_data(payload))
-        return conn.read_reply("data")
+        try:
+            reply = conn.command("DATA", "data")
+            if reply.code != 354:
+                return reply
+            payload = encode_data(data)
+            conn.write_data(payload, end_of_data(payload))
+            return conn.read_reply("data")
+        finally:
+            conn.end_transaction()
 
     def rset(self) -> Reply:
-        return self._conn().command("RSET", "rset")
+        conn = self._conn()
+        conn.end_transaction()
+        return conn.command("RSET", "rset")
 
     def still_open(self) -> bool:
         """Whether the connection can take another message (see SMTPConnection)."""

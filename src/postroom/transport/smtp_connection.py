@@ -27,6 +27,11 @@ from postroom.transport.smtp_protocol import Reply, parse_reply_line, redact, wi
 #: may last mail.timeout plus one second per this many bytes (10 MB: 200 s more).
 DATA_FLOOR = 50_000
 
+#: A whole transaction (MAIL to the final reply) may last this many mail.timeouts plus
+#: 1s per DATA_FLOOR bytes. Each reply has its own deadline, but a server answering
+#: each one just in time would otherwise hold a worker for (recipients + 3) timeouts.
+TRANSACTION_TIMEOUTS = 3
+
 #: Receives each line of the conversation: ("C", line) sent, ("S", line) received.
 Transcript = Callable[[str, str], None]
 
@@ -36,6 +41,11 @@ def data_deadline(timeout: float, size: int) -> float:
     grows with the message, so a large one on a slow link is not cut off, while a
     server that stops reading is given up on."""
     return timeout + size / DATA_FLOOR
+
+
+def transaction_deadline(timeout: float, size: int) -> float:
+    """Seconds allowed for a whole transaction whose message data is ``size`` bytes."""
+    return TRANSACTION_TIMEOUTS * timeout + size / DATA_FLOOR
 
 
 class SMTPConnection:
@@ -60,6 +70,9 @@ class SMTPConnection:
         #: True once the end of a message's data was written: from then on the server
         #: may have taken the message, so a failure must not lead to a blind resend.
         self.end_of_data_sent = False
+        #: The running transaction's cap (seconds allowed) and what is left of it.
+        self._cap_total = 0.0
+        self._cap_left: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -82,6 +95,26 @@ class SMTPConnection:
             return ipaddress.ip_address(address).is_loopback
         except (OSError, ValueError, TransportError):
             return False
+
+    def begin_transaction(self, size: int) -> None:
+        """Start the overall cap of a transaction carrying ``size`` bytes of data. It
+        counts only time spent waiting on the server, never the caller's own pauses
+        between results (a commit, a rate limit)."""
+        limit = transaction_deadline(self.timeout, size)
+        self._cap_total, self._cap_left = limit, limit
+
+    def end_transaction(self) -> None:
+        self._cap_left = None
+
+    def _within_cap(self, limit: float) -> float:
+        return limit if self._cap_left is None else min(limit, self._cap_left)
+
+    def _spend(self, since: float) -> None:
+        if self._cap_left is not None:
+            self._cap_left -= time.monotonic() - since
+
+    def _cap_reached(self) -> bool:
+        return self._cap_left is not None and self._cap_left <= 0.01
 
     # -- writing ----------------------------------------------------------------------
 
@@ -113,12 +146,15 @@ class SMTPConnection:
             for line in more.splitlines():
                 self.transcript("C", line.decode("utf-8", "replace"))
         sock = self.require_socket()
+        if self._cap_reached():
+            raise self._over_cap("data")
         self.end_of_data_sent = True
         limit = data_deadline(self.timeout, len(payload))
-        deadline = time.monotonic() + limit
+        started = time.monotonic()
+        deadline = started + self._within_cap(limit)
         try:
             if isinstance(sock, ssl.SSLSocket) or len(payload) < 65536:
-                sock.settimeout(limit)  # sendall: one limit for the whole call
+                sock.settimeout(deadline - started)  # sendall: one limit for the whole call
                 sock.sendall(payload + tail + more)
                 return
             parts = [memoryview(payload), memoryview(tail + more)]
@@ -133,6 +169,10 @@ class SMTPConnection:
                 if parts:
                     parts[0] = parts[0][sent:]
         except TimeoutError:
+            self._spend(started)
+            started = time.monotonic()
+            if self._cap_reached():
+                raise self._over_cap("data") from None
             self.close()
             fix = "the link or the server is too slow for this message; raise mail.timeout"
             message = (
@@ -143,6 +183,7 @@ class SMTPConnection:
         except OSError as exc:
             raise self._io_error(exc, "data") from None
         finally:
+            self._spend(started)
             if self.sock is not None:
                 sock.settimeout(self.timeout)
 
@@ -172,7 +213,8 @@ class SMTPConnection:
 
     def _fill(self, step: str, deadline: float) -> None:
         sock = self.require_socket()
-        left = deadline - time.monotonic()
+        started = time.monotonic()
+        left = self._within_cap(deadline - started)
         if left <= 0:
             raise self._io_error(TimeoutError(), step)
         try:
@@ -180,6 +222,7 @@ class SMTPConnection:
             try:
                 chunk = sock.recv(65536)
             finally:
+                self._spend(started)
                 sock.settimeout(self.timeout)  # writes keep their own whole-call limit
         except OSError as exc:
             raise self._io_error(exc, step) from None
@@ -224,7 +267,19 @@ class SMTPConnection:
 
     # -- failures ---------------------------------------------------------------------
 
+    def _over_cap(self, step: str) -> TransportError:
+        self.close()
+        fix = "the server is too slow for this message; raise mail.timeout if it is just slow"
+        message = (
+            f"{self.where} did not finish a message within {round(self._cap_total, 1):g}s (during "
+            f"{step}; a transaction may take {TRANSACTION_TIMEOUTS} x mail.timeout plus 1s "
+            f"per {DATA_FLOOR // 1000} kB of message); {fix}"
+        )
+        return with_fix(TransportTimeout(message, step=step), fix)
+
     def _io_error(self, exc: OSError, step: str) -> TransportError:
+        if isinstance(exc, TimeoutError) and self._cap_reached():
+            return self._over_cap(step)
         self.close()
         if isinstance(exc, TimeoutError):
             fix = "the server is slow or stuck; raise mail.timeout if it is just slow"

@@ -89,13 +89,18 @@ def send(conn: SMTPConnection, caps: Capabilities, envelope: Envelope, data: byt
     if isinstance(message, SendResult):
         return message
     conn.end_of_data_sent = False
-    if not caps.pipelining:
-        return _send_stepwise(conn, message)
-    conn.write(b"".join(message.commands) + _DATA, "mail", lines=[*message.commands, _DATA])
-    opened = _read_group(conn, message)
-    if isinstance(opened, SendResult):
-        return opened
-    return _finish(conn, opened, _write_data(conn, opened))
+    conn.begin_transaction(len(message.payload))
+    try:
+        if not caps.pipelining:
+            return _send_stepwise(conn, message)
+        commands = b"".join(message.commands) + _DATA
+        conn.write(commands, "mail", lines=[*message.commands, _DATA])
+        opened = _read_group(conn, message)
+        if isinstance(opened, SendResult):
+            return opened
+        return _finish(conn, opened, _write_data(conn, opened))
+    finally:
+        conn.end_transaction()
 
 
 def send_many(
@@ -135,9 +140,13 @@ def send_many(
             lines = [*message.commands, _DATA]
             in_flight = True
             if pending is None:
+                conn.begin_transaction(len(message.payload))
                 conn.write(commands, "mail", lines=lines)
             else:
                 previous, pending = pending, None
+                # One cap for the previous message's data and final reply and this
+                # message's commands and replies: they share the writes and reads.
+                conn.begin_transaction(len(previous.message.payload) + len(message.payload))
                 _write_data(conn, previous, more=commands)
                 final = conn.read_reply("data")
                 yield _finish(conn, previous, final)  # as soon as it is known
@@ -155,6 +164,7 @@ def send_many(
             last, pending = pending, None
             yield _finish(conn, last, _write_data(conn, last))
     finally:
+        conn.end_transaction()
         if pending is not None or in_flight:  # abandoned mid-way: the server must not
             conn.close()  # take a message whose result nobody saw
 
