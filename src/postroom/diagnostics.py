@@ -18,10 +18,12 @@ from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, make_msgid
 
 from postroom.addresses import parse_address
+from postroom.diagnostics_oauth import graph_steps, token_steps
 from postroom.errors import SMTPProtocolError, TransportError, TransportTimeout
 from postroom.message.envelope import Envelope
-from postroom.settings import Settings
+from postroom.settings import Home, Settings
 from postroom.transport import smtp_tls
+from postroom.transport.smtp_auth import BASIC_AUTH_OFF, SWITCH_TO_OAUTH
 from postroom.transport.smtp_client import SMTPClient
 from postroom.transport.smtp_protocol import Reply, choose_mechanism
 
@@ -141,19 +143,36 @@ def build_test_message(settings: Settings, to: str) -> tuple[Envelope, bytes]:
 
 
 def run_test_email(
-    settings: Settings, to: str, *, clock: Callable[[], float] = time.perf_counter
+    settings: Settings,
+    to: str,
+    *,
+    home: Home,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> Report:
-    """Walk a session with the configured SMTP server and send a test message to ``to``.
+    """Walk a session with the configured SMTP server (or Microsoft Graph, with
+    mail.transport=graph) and send a test message to ``to``. With OAuth2 the token
+    endpoint and the token come first.
 
     Raises AddressError if ``to`` is not an address; everything else is a step result.
     """
     mail = settings.mail
     envelope, data = build_test_message(settings, to)
+    runner = _Runner(clock)
+    if mail.transport == "graph":
+        steps = token_steps(settings, "graph") + graph_steps(settings, home, envelope, data)
+        _run(runner, steps)
+        return Report(
+            server=mail.graph_base_url,
+            security="https",
+            to=envelope.recipients[0],
+            steps=tuple(runner.steps),
+            warnings=tuple(_warnings(settings)),
+        )
     transcript: list[tuple[str, str]] = []
     client = SMTPClient.from_settings(mail, transcript=lambda d, line: transcript.append((d, line)))
-    runner = _Runner(clock)
     try:
-        _session(runner, client, settings, envelope, data)
+        if mail.auth != "xoauth2" or _run(runner, token_steps(settings, "smtp")):
+            _session(runner, client, settings, envelope, data)
     finally:
         client.quit()
     return Report(
@@ -181,7 +200,7 @@ def _warnings(settings: Settings) -> list[str]:
             "RECORDED in the mail record, not delivered; this test still uses the SMTP "
             f"server {mail.host}:{mail.port}, but the mail your application sends does not"
         )
-    elif mail.transport != "smtp":
+    elif mail.transport not in ("smtp", "graph"):
         found.append(
             f"mail.transport is {mail.transport}, so postroom's mail does not go through "
             f"SMTP; this test still uses the SMTP server {mail.host}:{mail.port}"
@@ -207,16 +226,19 @@ def _session(
     steps.append(("ehlo", "EHLO capabilities", lambda: _ehlo(client)))
     if mail.security == "starttls":
         steps.append(("tls", "STARTTLS and certificate", lambda: _tls(client, implicit=False)))
-    if mail.username:
+    if client.username:
         steps.append(("login", "Login", lambda: _login(client)))
     steps += [
         ("mail", "MAIL FROM", lambda: _mail(client, envelope, len(data))),
         ("rcpt", "RCPT TO", lambda: _rcpt(client, envelope)),
         ("data", "DATA (test message)", lambda: _data(client, data)),
     ]
-    for name, title, action in steps:
-        if not runner.run(name, title, action):
-            return
+    _run(runner, steps)
+
+
+def _run(runner: _Runner, steps: list[tuple[str, str, Action]]) -> bool:
+    """Run ``steps`` until one fails; whether all passed."""
+    return all(runner.run(name, title, action) for name, title, action in steps)
 
 
 def _resolve(client: SMTPClient) -> str:
@@ -305,6 +327,8 @@ def _refused(step: str, reply: Reply, fix: str) -> _StepFailed:
             "client's address or EHLO name, see mail.helo_name): try again later, or read "
             "the server's log for why",
         )
+    if any(code in reply.text for code in BASIC_AUTH_OFF):  # Microsoft: log in with OAuth2
+        fix = SWITCH_TO_OAUTH
     return _StepFailed(f"the server refused {step}: {reply}", fix)
 
 

@@ -33,11 +33,13 @@
             └── TransportLoadError   mail.transport names a class that cannot be loaded
 
 A user-facing error prints as one line that names the thing and the fix. Whether a
-failure is temporary (retry later) or permanent is decided from the error's data in
-:func:`is_temporary`, and nowhere else.
+failure is temporary (retry later) or permanent is decided here and nowhere else: from a
+reply code by :func:`verdict_of_code`, from an error's data by :func:`is_temporary`.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 #: Exit status of every command (DESIGN §4): success, a failure of the work, bad input.
 EXIT_OK = 0
@@ -105,13 +107,17 @@ class HeaderError(MessageError):
 class MessageTooLargeError(MessageError):
     """The composed message is larger than mail.max_size."""
 
-    def __init__(self, *, size: int, limit: int) -> None:
+    def __init__(
+        self,
+        *,
+        size: int,
+        limit: int,
+        what: str = "the mail.max_size limit",
+        fix: str = "send a smaller message or raise mail.max_size",
+    ) -> None:
         self.size = size
         self.limit = limit
-        super().__init__(
-            f"message is {size:,} bytes, over the mail.max_size limit of {limit:,} bytes; "
-            "send a smaller message or raise mail.max_size"
-        )
+        super().__init__(f"message is {size:,} bytes, over {what} of {limit:,} bytes; {fix}")
 
 
 # -- directory and broadcasts ----------------------------------------------------------
@@ -270,9 +276,24 @@ class AuthenticationError(TransportConfigError):
         super().__init__(message)
 
 
+#: What one attempt means for one recipient, whatever the transport: taken (sent), worth
+#: trying again later (temporary), or never (permanent). A configuration fault is not a
+#: verdict on a recipient: it is raised as a TransportConfigError and pauses delivery.
+Verdict = Literal["sent", "temporary", "permanent"]
+
+
+def verdict_of_code(code: int | None) -> Verdict:
+    """An SMTP reply code's verdict: 2xx sent, 4xx temporary, 5xx permanent. No code
+    (a transport with replies of its own that gave no verdict) is temporary: retrying
+    never loses mail."""
+    if code is None or 400 <= code < 500:
+        return "temporary"
+    return "sent" if 200 <= code < 300 else "permanent"
+
+
 def is_temporary_code(code: int) -> bool:
     """4xx replies are temporary: the same command may work later."""
-    return 400 <= code < 500
+    return verdict_of_code(code) == "temporary"
 
 
 def is_temporary(error: BaseException) -> bool:

@@ -63,6 +63,43 @@ def test_labkey_smtp_from_becomes_the_from_and_the_envelope_sender(tmp_path: Pat
     assert get(home, "mail.from") == ["labkey-bounces@lab.example.org", "(file)"]
 
 
+def test_labkey_graph_import_switches_to_graph_and_never_shows_the_client_secret(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    path, secret = DATA / "labkey-graph.properties", "Gr4ph~Secret.k9Q_x7Lm2Pz!"
+    runs = [
+        run_postroom(home, "config", "import", "--from", "labkey", str(path), "--dry-run"),
+        run_postroom(home, "config", "import", "--from", "labkey", str(path), "--json"),
+        run_postroom(home, "config", "import", "--from", "labkey", str(path)),
+        run_postroom(home, "config", "get", "mail.oauth.client_secret"),
+        run_postroom(home, "config", "list"),
+        run_postroom(home, "config", "list", "--json"),
+    ]
+    assert all(run.code == 0 for run in runs), [run.stderr for run in runs]
+    for run in runs:
+        assert secret not in run.output
+    assert "mail_graph.clientSecret;startup" in runs[2].stdout
+    assert get(home, "mail.transport") == ["graph", "(file)"]
+    assert get(home, "mail.oauth.provider") == ["microsoft", "(file)"]
+    assert get(home, "mail.oauth.tenant_id") == ["4b1c3a2e-9f0d-4e7a-8c55-1d2e3f4a5b6c", "(file)"]
+    assert get(home, "mail.from") == ["labkey-notify@lab.example.org", "(file)"]
+    assert get(home, "mail.oauth.client_secret") == ["********", "(file)"]
+    assert secret in (home / "postroom.toml").read_text(encoding="utf-8")
+
+
+def test_labkey_graph_set_up_halfway_says_what_is_missing(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = tmp_path / "50_mail.properties"
+    path.write_text("mail_graph.tenantId;startup=contoso.example\n", encoding="utf-8")
+    run = run_postroom(home, "config", "import", "--from", "labkey", str(path))
+
+    assert run.code == 2, run.output
+    assert "none could be imported" in run.stderr
+    assert "clientId" in run.stderr
+    assert not (home / "postroom.toml").exists()
+
+
 @pytest.mark.parametrize("kind", sorted(SAMPLES))
 def test_password_is_never_in_any_output(tmp_path: Path, kind: str) -> None:
     home = tmp_path / "home"

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import time
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 
+from postroom import Postroom
+from postroom.delivery.worker import Worker
 from postroom.errors import TransportLoadError
 from postroom.message import Envelope
 from postroom.settings import Home, load
+from postroom.store.queries import get_message
 from postroom.transport import (
     FileTransport,
     LogTransport,
@@ -96,3 +100,28 @@ def test_a_custom_transport_that_does_not_load_is_a_configuration_fault(
 ) -> None:
     with pytest.raises(TransportLoadError, match=expected):
         transport_class(name)
+
+
+def test_a_custom_transport_gives_verdicts_without_smtp_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "data" / "custom_transport"))
+    flags = {"mail.enabled": "true", "mail.transport": "verdict_transport:VerdictTransport"}
+    with Postroom(tmp_path, settings=flags) as postroom:
+        pk = postroom.send(
+            to=["ada@example.org", "bounce@example.org", "later@example.org"],
+            subject="s",
+            text="t",
+        )
+        started = time.time()
+        Worker(postroom.config, postroom.outbox, concurrency=1).run(once=True)
+        detail = get_message(postroom.engine, pk)
+    assert detail is not None
+    assert {r.address: (r.status, r.code, r.reply) for r in detail.summary.recipients} == {
+        "ada@example.org": ("sent", None, "provider: 'queued id=42'"),
+        "bounce@example.org": ("failed", None, "provider: 'invalid mailbox'"),
+        "later@example.org": ("deferred", None, "provider: 'rate limited'"),
+    }
+    assert detail.summary.status == "deferred"
+    assert detail.summary.next_attempt_at is not None
+    assert detail.summary.next_attempt_at >= started + 900  # the provider's wait, honoured

@@ -158,6 +158,9 @@ class Authenticator:
     username: str
     password: str
     attempts: list[str] = field(default_factory=list)
+    #: The reply to a wrong login, e.g. Microsoft's "535 5.7.139 ... basic authentication
+    #: is disabled"; None: aiosmtpd's own.
+    refusal: str | None = None
 
     def __call__(
         self, server: SMTP, session: Any, envelope: Any, mechanism: str, data: Any
@@ -168,6 +171,8 @@ class Authenticator:
             and data.login == self.username.encode()
             and data.password == self.password.encode()
         )
+        if not ok and self.refusal is not None:
+            return AuthResult(success=False, handled=False, message=self.refusal)
         return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
 

@@ -571,6 +571,114 @@ def test_xml_without_a_mail_resource_is_refused(tmp_path: Path) -> None:
         import_peer_config("labkey", path)
 
 
+GRAPH_SECRET = "Gr4ph~Secret.k9Q_x7Lm2Pz!"
+GRAPH_LINES = (
+    "mail_graph.tenantId=contoso.onmicrosoft.com\n"
+    "mail_graph.clientId=0c9e8d7f-6a5b-4c3d-9e1f-a0b1c2d3e4f5\n"
+    f"mail_graph.clientSecret={GRAPH_SECRET}\n"
+    "mail_graph.fromAddress=labkey@contoso.example\n"
+)
+
+
+def test_labkey_graph_sample_maps_oauth_settings_and_the_graph_transport() -> None:
+    plan = import_peer_config("labkey", DATA / "labkey-graph.properties")
+    check_plan(plan)
+    assert plan.values() == {
+        "mail.oauth.tenant_id": "4b1c3a2e-9f0d-4e7a-8c55-1d2e3f4a5b6c",
+        "mail.oauth.client_id": "0c9e8d7f-6a5b-4c3d-9e1f-a0b1c2d3e4f5",
+        "mail.oauth.client_secret": GRAPH_SECRET,
+        "mail.from": "labkey-notify@lab.example.org",
+        "mail.transport": "graph",
+        "mail.oauth.provider": "microsoft",
+        "mail.enabled": "true",
+    }
+    assert sources(plan)["mail.oauth.client_secret"] == "mail_graph.clientSecret;startup"
+    assert sources(plan)["mail.transport"] == "mail_graph.tenantId;startup"
+    assert reasons(plan) == {
+        "SiteSettings.baseServerURL;startup": "not a mail setting",
+        "SiteSettings.sslRequired;startup": "not a mail setting",
+    }
+
+
+def test_labkey_graph_client_secret_is_masked_in_everything_the_plan_reports() -> None:
+    plan = import_peer_config("labkey", DATA / "labkey-graph.properties")
+    (secret,) = [m for m in plan.mapped if m.key == "mail.oauth.client_secret"]
+    assert secret.secret
+    assert secret.shown == "********"
+    report = [(m.source_key, m.key, m.shown, m.note) for m in plan.mapped] + plan.ignored
+    assert GRAPH_SECRET not in repr(report)
+    assert [m.key for m in plan.mapped if m.secret] == ["mail.oauth.client_secret"]
+
+
+@pytest.mark.parametrize(
+    "prefix", ["mail_graph.", "MAIL_GRAPH.", "context.mail_graph.", "mail.graph."]
+)
+def test_labkey_graph_spellings_are_accepted(tmp_path: Path, prefix: str) -> None:
+    text = GRAPH_LINES.replace("mail_graph.", prefix)
+    values = plan_of("labkey", tmp_path, text).values()
+    assert values["mail.transport"] == "graph"
+    assert values["mail.oauth.tenant_id"] == "contoso.onmicrosoft.com"
+    assert values["mail.oauth.client_secret"] == GRAPH_SECRET
+
+
+def test_labkey_graph_partly_set_imports_nothing_and_names_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    text = (
+        "mail_graph.tenantId;startup=contoso.onmicrosoft.com\n"
+        f"mail_graph.clientSecret;startup={GRAPH_SECRET}\n"
+        "mail_graph.fromAddress;startup=\n"
+        "mail_graph.clientid;startup=0c9e8d7f\n"
+        "mail_graph.scope;startup=https://graph.microsoft.com/.default\n"
+    )
+    plan = plan_of("labkey", tmp_path, text)
+    assert plan.values() == {}
+    why = reasons(plan)
+    for key in ("mail_graph.tenantId;startup", "mail_graph.clientSecret;startup"):
+        assert "only when tenantId, clientId, clientSecret and fromAddress" in why[key]
+        assert why[key].endswith("missing: clientId, fromAddress")
+    assert why["mail_graph.fromAddress;startup"] == "empty: left as it is"
+    assert "reads clientId exactly (case matters)" in why["mail_graph.clientid;startup"]
+    assert "not a Graph setting" in why["mail_graph.scope;startup"]
+    assert GRAPH_SECRET not in repr(plan)
+
+
+def test_labkey_graph_startup_spelling_wins_and_servlet_fallback_is_unused(
+    tmp_path: Path,
+) -> None:
+    text = (
+        GRAPH_LINES
+        + "mail_graph.tenantId;startup=fabrikam.onmicrosoft.com\n"
+        + "mail.graph.clientId=ffffffff-0000-0000-0000-000000000000\n"
+    )
+    plan = plan_of("labkey", tmp_path, text)
+    assert plan.values()["mail.oauth.tenant_id"] == "fabrikam.onmicrosoft.com"
+    assert plan.values()["mail.oauth.client_id"] == "0c9e8d7f-6a5b-4c3d-9e1f-a0b1c2d3e4f5"
+    why = reasons(plan)
+    assert why["mail_graph.tenantId"] == (
+        "another spelling of mail_graph.tenantId;startup, which wins"
+    )
+    assert "only when no mail_graph.* key is set" in why["mail.graph.clientId"]
+
+
+def test_labkey_graph_with_an_smtp_host_is_a_conflict(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigImportError, match=r"mail\.smtpHost and mail_graph\.tenantId"
+    ) as caught:
+        plan_of("labkey", tmp_path, "mail.smtpHost=smtp.office365.com\n" + GRAPH_LINES)
+    assert "configuration conflict" in str(caught.value)
+    assert GRAPH_SECRET not in str(caught.value)
+
+
+def test_labkey_graph_leaves_smtp_keys_without_a_host_unused(tmp_path: Path) -> None:
+    text = "mail.smtpHost=@@smtpHost@@\nmail.smtpFrom=old@contoso.example\n" + GRAPH_LINES
+    plan = plan_of("labkey", tmp_path, text)
+    assert plan.values()["mail.from"] == "labkey@contoso.example"
+    assert "mail.envelope_from" not in plan.values()
+    assert "LabKey sends through Microsoft Graph" in reasons(plan)["mail.smtpFrom"]
+    assert "placeholder" in reasons(plan)["mail.smtpHost"]
+
+
 # -- applying: errors name the peer key ------------------------------------------------
 
 

@@ -38,6 +38,15 @@ DESIGN_KEYS = [
     "mail.transport",
     "mail.redirect_to",
     "mail.max_size",
+    "mail.oauth.provider",
+    "mail.oauth.tenant_id",
+    "mail.oauth.client_id",
+    "mail.oauth.client_secret",
+    "mail.oauth.refresh_token",
+    "mail.oauth.token_url",
+    "mail.oauth.scope",
+    "mail.graph.base_url",
+    "mail.graph.save_to_sent",
     "database.url",
     "web.bind",
     "web.debug",
@@ -56,7 +65,11 @@ def test_glossary_has_every_design_key_with_a_description_and_env_twin() -> None
         assert spec.description
         assert spec.env == "POSTROOM_" + key.upper().replace(".", "_")
     assert GLOSSARY["mail.password"].secret
-    assert [k for k, s in GLOSSARY.items() if s.secret] == ["mail.password"]
+    assert [k for k, s in GLOSSARY.items() if s.secret] == [
+        "mail.password",
+        "mail.oauth.client_secret",
+        "mail.oauth.refresh_token",
+    ]
 
 
 def test_defaults_match_the_design_table(home: Home) -> None:

@@ -17,6 +17,7 @@ from postroom.cli import config as config_commands
 from postroom.cli import db as db_commands
 from postroom.cli import groups as group_commands
 from postroom.cli import notify as notify_commands
+from postroom.cli import oauth as oauth_commands
 from postroom.cli import outbox as outbox_commands
 from postroom.cli import passwd as passwd_commands
 from postroom.cli import send as send_commands
@@ -57,6 +58,7 @@ app.add_typer(admin_commands.app, name="admin")
 app.add_typer(broadcast_commands.app, name="broadcast")
 app.add_typer(token_commands.app, name="token")
 app.add_typer(notify_commands.templates_app, name="templates")
+app.add_typer(oauth_commands.app, name="oauth")
 user_commands.app.command("passwd")(passwd_commands.command)
 user_commands.app.command("prefs")(notify_commands.prefs)
 app.command("emit")(notify_commands.emit)

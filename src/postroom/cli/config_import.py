@@ -86,7 +86,7 @@ def import_(
         typer.Argument(
             metavar="FILE",
             help="omero: `omero config get` output; kallithea: production.ini; "
-            "labkey: application.properties or labkey.xml.",
+            "labkey: application.properties, labkey.xml or a startup/*.properties file.",
             show_default=False,
         ),
     ],
@@ -98,6 +98,14 @@ def import_(
     """Map a peer's mail settings onto postroom's, in one all-or-nothing write."""
     cli = state(ctx)
     plan = import_peer_config(from_, file)
+    unusable = plan.unusable_mail_settings()
+    if not plan.mapped and unusable:
+        reasons = "; ".join(f"{i.source_key}: {i.reason}" for i in unusable[:5])
+        raise ConfigImportError(
+            f"holds {plan.kind} mail settings, but none could be imported ({reasons}); "
+            "nothing was written",
+            path=str(file),
+        )
     if not plan.mapped:
         raise ConfigImportError(
             f"holds no {plan.kind} mail settings: is it {plan.kind}'s file? (--from omero "

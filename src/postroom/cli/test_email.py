@@ -24,7 +24,7 @@ def command(
     when a step fails.
     """
     config = state(ctx).config()
-    report = run_test_email(config.settings, to)
+    report = run_test_email(config.settings, to, home=config.home)
     warnings = [problem.message for problem in config.warnings()] + list(report.warnings)
     if json_:
         print_json({**report.to_json(), "warnings": warnings})

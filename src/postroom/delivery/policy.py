@@ -87,7 +87,7 @@ def decide(
     give_up = attempts_done >= policy.max_attempts or age >= policy.max_age
     outcomes: list[RecipientOutcome] = []
     for recipient, (code, text, kind) in zip(message.recipients, replies, strict=True):
-        if kind == "accepted":
+        if kind == "sent":
             status = SENT
         elif kind == "temporary" and not give_up:
             status = DEFERRED
@@ -103,7 +103,7 @@ def decide(
     refused = message.failed_before or FAILED in statuses
     if DEFERRED in statuses:
         status = DEFERRED
-        next_at = now + policy.delay(attempts_done, rng)
+        next_at = now + max(policy.delay(attempts_done, rng), _told_to_wait(result, error))
     elif refused and not reached:
         status, next_at = FAILED, now  # failed: it reached nobody
     else:
@@ -142,22 +142,16 @@ def decide(
     )
 
 
-def _kind(code: int) -> str:
-    if 200 <= code < 300:
-        return "accepted"
-    return "temporary" if 400 <= code < 500 else "permanent"
-
-
 def _replies(
     message: ClaimedMessage, result: SendResult | None, error: BaseException | None
 ) -> list[tuple[int | None, str, str]]:
-    """(code, text, accepted|temporary|permanent) per pending recipient: the server's
+    """(code, text, verdict) per pending recipient: the transport's
     reply, or, when the attempt ended in an error, the error's (with no made-up code)."""
     if result is not None:
         by_address = {r.recipient.lower(): r for r in result.recipients}
-        missing = RecipientResult("", 451, "the transport gave no reply for this recipient")
+        missing = RecipientResult("", None, "the transport gave no reply for this recipient")
         replies = [by_address.get(r.address.lower(), missing) for r in message.recipients]
-        return [(r.code, r.reply, _kind(r.code)) for r in replies]
+        return [(r.code, r.reply, r.verdict) for r in replies]
     if error is None:
         raise ValueError("decide() needs a result or an error")
     code = getattr(error, "code", None)
@@ -165,3 +159,10 @@ def _replies(
     kind = "temporary" if is_temporary(error) else "permanent"
     text = str(error) or type(error).__name__
     return [(code, text, kind) for _ in message.recipients]
+
+
+def _told_to_wait(result: SendResult | None, error: BaseException | None) -> float:
+    """Seconds the transport was told to wait before trying again (HTTP Retry-After)."""
+    waits = [r.retry_after or 0.0 for r in result.recipients] if result is not None else []
+    waits.append(float(getattr(error, "retry_after", None) or 0.0))
+    return max(waits)

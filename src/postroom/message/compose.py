@@ -41,6 +41,10 @@ from postroom.settings.glossary import MailSettings
 
 ORIGINAL_RECIPIENTS_HEADER = "X-Postroom-Original-Recipients"
 
+#: The largest message Microsoft Graph's sendMail takes: its requests stop at 4 MB, and
+#: the MIME goes base64-encoded (4/3 as large), with room for the request around it.
+GRAPH_MESSAGE_LIMIT = 4 * 1024 * 1024 * 3 // 4 - 1024
+
 # Extra headers a caller may set. Address fields (Reply-To, Bcc…) are message fields.
 _ALLOWED_HEADERS = (
     "In-Reply-To",
@@ -84,9 +88,12 @@ class ComposePolicy:
     type_header: str = "X-Postroom-Notification-Type"
     redirect_to: str = ""
     max_size: int = 25_000_000
+    #: Set when the transport's own limit is below mail.max_size (Graph).
+    transport_limit: int | None = None
 
     @classmethod
     def from_settings(cls, mail: MailSettings) -> ComposePolicy:
+        graph = mail.enabled and mail.transport == "graph"
         return cls(
             from_=mail.from_,
             envelope_from=mail.envelope_from,
@@ -94,7 +101,20 @@ class ComposePolicy:
             type_header=mail.type_header,
             redirect_to=mail.redirect_to,
             max_size=mail.max_size,
+            transport_limit=GRAPH_MESSAGE_LIMIT if graph else None,
         )
+
+    def check_size(self, size: int) -> None:
+        """Raise MessageTooLargeError for a message over either limit."""
+        if size > self.max_size:
+            raise MessageTooLargeError(size=size, limit=self.max_size)
+        if self.transport_limit is not None and size > self.transport_limit:
+            raise MessageTooLargeError(
+                size=size,
+                limit=self.transport_limit,
+                what="what Microsoft Graph takes in one sendMail (4 MB once base64-encoded)",
+                fix="send a smaller message (link large files instead) or use mail.transport=smtp",
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,8 +182,7 @@ def compose(
         smtputf8=any(a.smtputf8 for a in (sender, envelope_sender, *people.everyone())),
     )
     raw = mime.head([*headers, *body.headers]) + b"\r\n" + body.body
-    if len(raw) > policy.max_size:
-        raise MessageTooLargeError(size=len(raw), limit=policy.max_size)
+    policy.check_size(len(raw))
     return ComposedMessage(
         envelope=envelope,
         message_id=message_id,

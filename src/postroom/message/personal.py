@@ -22,7 +22,7 @@ import random
 import time
 
 from postroom.addresses import Address
-from postroom.errors import MessageError, MessageTooLargeError
+from postroom.errors import MessageError
 from postroom.headers import encode_addresses
 from postroom.message.compose import ComposedMessage, ComposePolicy, compose
 from postroom.message.envelope import Envelope
@@ -47,7 +47,7 @@ class PersonalCopies:
             first = self._compose(address)
             self._template = _Template.of(first, address)
             return first
-        return self._template.copy_for(address, self._policy.max_size)
+        return self._template.copy_for(address, self._policy)
 
     def _compose(self, address: Address) -> ComposedMessage:
         return compose(dataclasses.replace(self._message, to=(address.addr_spec,)), self._policy)
@@ -83,12 +83,11 @@ class _Template:
             first=composed,
         )
 
-    def copy_for(self, address: Address, max_size: int) -> ComposedMessage:
+    def copy_for(self, address: Address, policy: ComposePolicy) -> ComposedMessage:
         to_value = encode_addresses("To", [("", address.addr_spec)]).encode("ascii")
         message_id = new_message_id(self.domain)
         raw = b"".join((self.head, to_value, self.middle, message_id.encode("ascii"), self.tail))
-        if len(raw) > max_size:
-            raise MessageTooLargeError(size=len(raw), limit=max_size)
+        policy.check_size(len(raw))
         first = self.first
         return ComposedMessage(
             envelope=Envelope(first.envelope.sender, (address.addr_spec,), first.envelope.smtputf8),

@@ -16,10 +16,15 @@ from postroom.settings.kinds import HostPort, Kind, RateLimit, Secret
 from postroom.settings.senders import SendersBase, SendersSettings
 
 
-def setting(default: Any, kind: Kind, description: str, *, secret: bool = False) -> Any:
-    return field(
-        default=default, metadata={"kind": kind, "description": description, "secret": secret}
-    )
+def setting(
+    default: Any, kind: Kind, description: str, *, secret: bool = False, name: str = ""
+) -> Any:
+    """A glossary entry; ``name`` is its key within the section when that is not the
+    attribute's name (``oauth.client_id`` for ``oauth_client_id``)."""
+    metadata = {"kind": kind, "description": description, "secret": secret}
+    if name:
+        metadata["name"] = name
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,9 @@ class MailSettings:
     transport: str = setting(
         "smtp",
         kinds.TRANSPORT,
-        "How mail leaves when enabled: smtp, log, file, memory, capture (recording mode: "
-        "kept in the mail record, NOT delivered), or package.module:Class for your own.",
+        "How mail leaves when enabled: smtp, graph (Microsoft Graph sendMail), log, file, "
+        "memory, capture (recording mode: kept in the mail record, NOT delivered), or "
+        "package.module:Class for your own.",
     )
     host: str = setting("localhost", kinds.HOST, "SMTP server host name or IP address.")
     port: int = setting(
@@ -52,8 +58,62 @@ class MailSettings:
     )
     auth: str = setting(
         "auto",
-        kinds.choice("auto", "plain", "login", "cram-md5"),
-        "Login mechanism; auto picks the best one the server offers.",
+        kinds.choice("auto", "plain", "login", "cram-md5", "xoauth2"),
+        "Login mechanism; auto picks the best password one the server offers; xoauth2 "
+        "logs in with an OAuth2 token (mail.oauth.*, over TLS only; see docs/oauth.md).",
+    )
+    oauth_provider: str = setting(
+        "microsoft",
+        kinds.choice("microsoft", "google", "generic"),
+        "Where OAuth2 tokens come from: microsoft (client credentials, app-only), google "
+        "or generic (a refresh token).",
+        name="oauth.provider",
+    )
+    oauth_tenant_id: str = setting(
+        "", kinds.TEXT, "Microsoft Entra tenant (directory) ID or domain.", name="oauth.tenant_id"
+    )
+    oauth_client_id: str = setting(
+        "", kinds.TEXT, "OAuth2 client (application) ID.", name="oauth.client_id"
+    )
+    oauth_client_secret: Secret = setting(
+        Secret(""),
+        kinds.SECRET,
+        "OAuth2 client secret. Never shown, logged or reported.",
+        secret=True,
+        name="oauth.client_secret",
+    )
+    oauth_refresh_token: Secret = setting(
+        Secret(""),
+        kinds.SECRET,
+        "OAuth2 refresh token (google, generic; `postroom oauth authorize` sets it). Never "
+        "shown, logged or reported.",
+        secret=True,
+        name="oauth.refresh_token",
+    )
+    oauth_token_url: str = setting(
+        "",
+        kinds.TEXT,
+        "Token endpoint; empty: the provider's (Microsoft's for mail.oauth.tenant_id, Google's).",
+        name="oauth.token_url",
+    )
+    oauth_scope: str = setting(
+        "",
+        kinds.TEXT,
+        "Scope asked for; empty: the provider's (Microsoft: outlook.office365.com/.default "
+        "for SMTP, graph.microsoft.com/.default for Graph; Google: mail.google.com).",
+        name="oauth.scope",
+    )
+    graph_base_url: str = setting(
+        "https://graph.microsoft.com/v1.0",
+        kinds.TEXT,
+        "Microsoft Graph endpoint of mail.transport=graph (another for a national cloud).",
+        name="graph.base_url",
+    )
+    graph_save_to_sent: bool = setting(
+        False,
+        kinds.BOOL,
+        "Graph: keep a copy of each message in the sending mailbox's Sent Items.",
+        name="graph.save_to_sent",
     )
     allow_plaintext_auth: bool = setting(
         False,

@@ -123,15 +123,16 @@ def _parse_header_name(raw: Any) -> str:
         raise ValueError(str(exc)) from None
 
 
-_TRANSPORT = re.compile(r"smtp|log|file|memory|capture|[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+#: The built-in transports, by their mail.transport names.
+TRANSPORT_NAMES = ("smtp", "graph", "log", "file", "memory", "capture")
+_TRANSPORT = re.compile("|".join(TRANSPORT_NAMES) + r"|[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 
 def _parse_transport(raw: Any) -> str:
     text = parse_str(raw)
     if not _TRANSPORT.fullmatch(text):
         raise ValueError(
-            f"{text!r} is not a transport: use smtp, log, file, memory, capture "
-            "or package.module:Class"
+            f"{text!r} is not a transport: use {', '.join(TRANSPORT_NAMES)} or package.module:Class"
         )
     return text
 

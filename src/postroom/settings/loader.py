@@ -214,7 +214,16 @@ def consistency_problems(settings: Settings) -> list[Problem]:
                 "warning",
             )
         )
-    if mail.username and not mail.password:
+    if mail.auth == "xoauth2" and mail.security == "none" and mail.transport != "graph":
+        problems.append(
+            Problem(
+                "mail.security",
+                "warning: mail.auth=xoauth2 sends its token over TLS only, so no mail goes "
+                "while mail.security=none; set mail.security=starttls (587) or ssl (465)",
+                "warning",
+            )
+        )
+    if mail.username and not mail.password and mail.auth != "xoauth2":
         problems.append(
             Problem(
                 "mail.password",

@@ -30,6 +30,10 @@ def transport_class(name: str) -> type[Transport]:
         from postroom.transport.smtp import SMTPTransport
 
         return SMTPTransport
+    if name == "graph":
+        from postroom.transport.graph import GraphTransport
+
+        return GraphTransport
     if name == "capture":
         from postroom.transport.capture import CaptureTransport
 

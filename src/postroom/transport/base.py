@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import ClassVar, Literal, Self
 
+from postroom.errors import Verdict, verdict_of_code
 from postroom.message.envelope import Envelope
 from postroom.settings import Home, Settings
 
@@ -23,24 +24,36 @@ Outcome = Literal["sent", "logged", "recorded"]
 
 @dataclass(frozen=True, slots=True)
 class RecipientResult:
-    """What the server said about one recipient: its RCPT reply, or the DATA reply once
-    RCPT was accepted (a 250 here means the server took responsibility for the mail)."""
+    """What one attempt meant for one recipient.
+
+    Over SMTP ``code`` is its RCPT reply, or the DATA reply once RCPT was accepted (a
+    250 here means the server took responsibility for the mail), and the verdict
+    follows from it. A transport that does not speak SMTP (Graph, an HTTP provider)
+    gives ``code=None`` and its own ``verdict``, with its reply in ``reply`` as detail;
+    ``retry_after`` is the earliest sensible retry it was told (HTTP Retry-After).
+    """
 
     recipient: str
-    code: int
+    code: int | None
     reply: str
+    given_verdict: Verdict | None = None
+    retry_after: float | None = None
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.given_verdict or verdict_of_code(self.code)
 
     @property
     def accepted(self) -> bool:
-        return 200 <= self.code < 300
+        return self.verdict == "sent"
 
     @property
     def temporary(self) -> bool:
-        return 400 <= self.code < 500
+        return self.verdict == "temporary"
 
     @property
     def permanent(self) -> bool:
-        return self.code >= 500
+        return self.verdict == "permanent"
 
 
 @dataclass(frozen=True, slots=True)

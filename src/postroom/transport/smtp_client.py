@@ -19,34 +19,31 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Iterable, Iterator
+from email.utils import parseaddr
 from typing import Any, Self
 
 from postroom.errors import (
-    AuthenticationError,
     ConnectError,
     ServerDisconnected,
     SMTPReplyError,
     TLSError,
-    TransportConfigError,
     TransportError,
 )
 from postroom.message.envelope import Envelope
 from postroom.settings import Secret
 from postroom.settings.glossary import MailSettings
-from postroom.transport import smtp_tls, smtp_transaction
+from postroom.transport import smtp_auth, smtp_tls, smtp_transaction
 from postroom.transport.base import SendResult
+from postroom.transport.oauth import TokenSource
+from postroom.transport.smtp_auth import Credentials
 from postroom.transport.smtp_connection import SMTPConnection, Transcript
 from postroom.transport.smtp_protocol import (
     Capabilities,
     Reply,
-    b64,
-    choose_mechanism,
-    cram_md5_response,
     encode_data,
     end_of_data,
     mail_command,
     parse_ehlo,
-    plain_response,
     rcpt_command,
     with_fix,
 )
@@ -71,6 +68,7 @@ class SMTPClient:
         tls_ca_file: str = "",
         helo_name: str = "",
         allow_plaintext_auth: bool = False,
+        tokens: TokenSource | None = None,
         transcript: Transcript | None = None,
     ) -> None:
         if security not in ("none", "starttls", "ssl"):
@@ -86,6 +84,8 @@ class SMTPClient:
         self.tls_ca_file = tls_ca_file
         self.helo_name = helo_name
         self.allow_plaintext_auth = allow_plaintext_auth
+        #: Where XOAUTH2 tokens come from (mail.auth=xoauth2), else None.
+        self.tokens = tokens
         self.transcript = transcript
         self.context: ssl.SSLContext | None = None
         self.connection: SMTPConnection | None = None
@@ -100,18 +100,21 @@ class SMTPClient:
 
     @classmethod
     def from_settings(cls, mail: MailSettings, *, transcript: Transcript | None = None) -> Self:
+        oauth = mail.auth == "xoauth2"
         return cls(
             mail.host,
             mail.port,
             security=mail.security,
             timeout=mail.timeout,
-            username=mail.username,
+            # XOAUTH2 names the mailbox it sends as: mail.username, else mail.from's address.
+            username=mail.username or (parseaddr(mail.from_)[1] if oauth else ""),
             password=mail.password,
             auth=mail.auth,
             tls_verify=mail.tls_verify,
             tls_ca_file=mail.tls_ca_file,
             helo_name=mail.helo_name,
             allow_plaintext_auth=mail.allow_plaintext_auth,
+            tokens=TokenSource(mail, "smtp") if oauth else None,
             transcript=transcript,
         )
 
@@ -302,64 +305,15 @@ class SMTPClient:
         return smtp_tls.describe(sock, verified=self.tls_verify)
 
     def login(self) -> None:
-        """Log in if mail.username is set. Refuses to send a password in plaintext to a
-        host that is not loopback, unless mail.allow_plaintext_auth is true."""
+        """Log in if mail.username is set (always with mail.auth=xoauth2); see
+        :mod:`postroom.transport.smtp_auth`."""
         if not self.username:
             return
-        caps, conn = self._caps(), self._conn()
-        if not self.tls and not self.allow_plaintext_auth and not conn.peer_is_loopback():
-            fix = (
-                "set mail.security=starttls or ssl, or mail.allow_plaintext_auth=true "
-                "if the network is trusted"
-            )
-            message = f"refusing to send mail.password in plaintext to {self.where}; {fix}"
-            raise with_fix(TransportConfigError(message), fix)
-        mechanism = choose_mechanism(self.auth, caps.auth)
-        if mechanism is None:
-            offered = ", ".join(caps.auth) or "none"
-            if not caps.auth and not self.tls and caps.starttls:
-                fix = "the server wants TLS first: set mail.security=starttls"
-            elif not caps.auth:
-                fix = "the server takes no login here: clear mail.username"
-            else:
-                fix = f"set mail.auth=auto or one of: {offered.lower()}"
-            message = (
-                f"{self.where} offers no usable login mechanism "
-                f"(mail.auth={self.auth}, offered: {offered}); {fix}"
-            )
-            raise with_fix(AuthenticationError(message), fix)
-        reply = self._authenticate(conn, mechanism)
-        if reply.code != 235:
-            if reply.code in (530, 538) and not self.tls:
-                fix = "the server wants TLS before a login: set mail.security=starttls or ssl"
-            else:
-                fix = "check mail.username and mail.password"
-            message = (
-                f"{self.where} refused the login of {self.username!r} ({mechanism}): {reply}; {fix}"
-            )
-            error = AuthenticationError(message, code=reply.code, reply=reply.text)
-            raise with_fix(error, fix)
+        credentials = Credentials(
+            self.username, self._password, self.auth, self.allow_plaintext_auth, self.tokens
+        )
+        smtp_auth.login(self._conn(), self._caps(), credentials, tls=self.tls, where=self.where)
         self.authenticated = True
-
-    def _authenticate(self, conn: SMTPConnection, mechanism: str) -> Reply:
-        password = self._password.reveal()
-        if mechanism == "PLAIN":
-            return conn.command(
-                f"AUTH PLAIN {plain_response(self.username, password).decode()}", "auth"
-            )
-        reply = conn.command(f"AUTH {mechanism}", "auth")
-        if mechanism == "CRAM-MD5" and reply.code == 334:
-            try:
-                answer = cram_md5_response(self.username, password, reply.text).decode()
-            except ValueError:
-                answer = "*"  # a challenge that is not base64: cancel
-            reply = conn.command(answer, "auth", secret=True)
-        elif mechanism == "LOGIN":
-            for value in (self.username, password):
-                if reply.code != 334:
-                    break
-                reply = conn.command(b64(value).decode(), "auth", secret=True)
-        return reply
 
     # -- mail -------------------------------------------------------------------------
 

@@ -25,6 +25,6 @@ def diagnose(
     certificate, EHLO, login, MAIL, RCPT, DATA); ``ok`` false names the failed step and
     its fix. Answered 200 either way: the diagnosis is the answer."""
     config = runtime.config
-    report = run_test_email(config.settings, body.to)
+    report = run_test_email(config.settings, body.to, home=config.home)
     warnings = [problem.message for problem in config.warnings()] + list(report.warnings)
     return DiagnosisOut.model_validate({**report.to_json(), "warnings": warnings})

@@ -126,7 +126,7 @@ def send_test(
 ) -> HTMLResponse:
     runtime = state_of(request).runtime
     try:
-        report = run_test_email(runtime.config.settings, to)
+        report = run_test_email(runtime.config.settings, to, home=runtime.config.home)
     except PostroomError as exc:
         return _page(request, admin, runtime, status_code=422, problem=str(exc), test_to=to)
     warnings = [p.message for p in runtime.config.warnings()] + list(report.warnings)

@@ -42,6 +42,10 @@ class Ignored:
     reason: str
 
 
+#: Why a key that has nothing to do with mail is not imported.
+NOT_MAIL = ("not a mail setting", "not mail settings")
+
+
 @dataclass
 class ImportPlan:
     """Everything an importer found in one file: what maps onto ours and what does not."""
@@ -60,6 +64,10 @@ class ImportPlan:
 
     def ignore(self, source_key: str, reason: str) -> None:
         self.ignored.append(Ignored(source_key, reason))
+
+    def unusable_mail_settings(self) -> list[Ignored]:
+        """The ignored keys that are mail settings of this peer (not unrelated keys)."""
+        return [i for i in self.ignored if i.reason not in NOT_MAIL]
 
     def has(self, key: str) -> bool:
         return any(m.key == key for m in self.mapped)
@@ -214,9 +222,9 @@ def ignore_unrelated(plan: ImportPlan, keys: Iterable[str], *, reason: str) -> N
             others.append(key)
     if len(others) <= 3:
         for key in others:
-            plan.ignore(key, "not a mail setting")
+            plan.ignore(key, NOT_MAIL[0])
     else:
-        plan.ignore(f"({len(others)} other keys)", "not mail settings")
+        plan.ignore(f"({len(others)} other keys)", NOT_MAIL[1])
 
 
 def parse_peer_bool(plan: ImportPlan, key: str, value: str) -> bool:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from postroom.errors import ConfigImportError
 from postroom.settings.importers.base import (
+    NOT_MAIL,
     ImportPlan,
     ignore_unrelated,
     parse_peer_bool,
@@ -95,9 +96,7 @@ def import_kallithea(path: Path) -> ImportPlan:
             )
         else:
             plan.ignore("debug", "false: error reports stay on (web.debug=false, the default)")
-    ignore_unrelated(
-        plan, [key for key in settings if key not in _HANDLED], reason="not a mail setting"
-    )
+    ignore_unrelated(plan, [key for key in settings if key not in _HANDLED], reason=NOT_MAIL[0])
     return plan
 
 

@@ -9,6 +9,12 @@ sender (JavaMail's ``mail.smtp.from``) and, as LabKey's documentation says, the
 address its automatic mail appears from: it sets mail.envelope_from and mail.from.
 LabKey logs in only over SSL or STARTTLS, and its template's ``mail.smtpUser=Anonymous``
 means no login: a user name is imported only when LabKey would have used it.
+
+LabKey's Microsoft Graph provider (2026, GraphTransportProvider) reads ``tenantId``,
+``clientId``, ``clientSecret`` and ``fromAddress`` from the ``mail_graph`` startup-property
+scope (``<LABKEY_HOME>/startup/*.properties``: ``mail_graph.tenantId;startup=...``) and,
+only when that scope is empty, from servlet-context parameters ``mail.graph.tenantId`` etc.
+It sends through Graph only when all four are set; then postroom sends through Graph too.
 """
 
 from __future__ import annotations
@@ -69,6 +75,15 @@ def normalise(key: str) -> str:
     return lowered
 
 
+def _unusable(value: str) -> str | None:
+    """Why a value is not imported (unfilled template placeholder, empty), or None."""
+    if _PLACEHOLDER.fullmatch(value.strip()):
+        return "a template placeholder that was never filled in"
+    if not value.strip():
+        return "empty: left as it is"
+    return None
+
+
 def _pick(plan: ImportPlan, props: dict[str, str]) -> dict[str, tuple[str, str]]:
     """Normalised key -> (the spelling that wins, its value); the losers are reported."""
     chosen: dict[str, tuple[str, str]] = {}
@@ -78,13 +93,110 @@ def _pick(plan: ImportPlan, props: dict[str, str]) -> dict[str, tuple[str, str]]
             continue
         if name in chosen:
             plan.ignore(key, f"another spelling of {chosen[name][0]}, which wins")
-        elif _PLACEHOLDER.fullmatch(props[key].strip()):
-            plan.ignore(key, "a template placeholder that was never filled in")
-        elif not props[key].strip():
-            plan.ignore(key, "empty: left as it is")
+        elif (why := _unusable(props[key])) is not None:
+            plan.ignore(key, why)
         else:
             chosen[name] = (key, props[key])
     return chosen
+
+
+# -- Microsoft Graph -------------------------------------------------------------------
+
+#: LabKey's Graph setting names (case matters: it looks them up exactly) -> our keys.
+_GRAPH = {
+    "tenantId": "mail.oauth.tenant_id",
+    "clientId": "mail.oauth.client_id",
+    "clientSecret": "mail.oauth.client_secret",
+    "fromAddress": "mail.from",
+}
+_GRAPH_ALL = "tenantId, clientId, clientSecret and fromAddress"
+#: Confirmed in LabKey's source: ``mail_graph.<name>[;startup|;bootstrap]`` (a startup
+#: property; LabKey matches the scope without case) and ``mail.graph.<name>`` (the
+#: servlet-context fallback, matched with case). ``context.mail_graph.<name>`` is NOT
+#: confirmed: accepted in case LabKey's application.properties carries the scope there.
+_GRAPH_KEY = re.compile(r"(?:(?i:(context\.)?(mail_graph))|(mail\.graph))\.([^;]*)(?:;(.*))?")
+_MODIFIERS = (None, "startup", "bootstrap")
+
+
+def _graph_key(key: str) -> tuple[int, str, str | None] | None:
+    """(rank: lower wins, LabKey's setting name, modifier), or None if not a Graph key.
+
+    ``;startup`` is read at every start; with no modifier (``bootstrap``) LabKey reads it
+    only on a new install, so the ``;startup`` spelling wins where both are present.
+    """
+    match = _GRAPH_KEY.fullmatch(key.strip())
+    if match is None:
+        return None
+    context, scope, _fallback, name, modifier = match.groups()
+    if scope is None:
+        rank = 3
+    elif context:
+        rank = 2
+    else:
+        rank = 0 if modifier == "startup" else 1
+    return rank, name, modifier
+
+
+def _graph_misnamed(name: str, modifier: str | None) -> str | None:
+    """Why LabKey would not read a key in its Graph scope, or None if it would."""
+    if modifier not in _MODIFIERS:
+        return f"LabKey knows only the ;startup and ;bootstrap modifiers, not ;{modifier}"
+    if name in _GRAPH:
+        return None
+    exact = [known for known in _GRAPH if known.lower() == name.lower()]
+    if exact:
+        return f"LabKey reads {exact[0]} exactly (case matters) and ignores this spelling"
+    return f"not a Graph setting LabKey reads ({_GRAPH_ALL})"
+
+
+def _pick_graph(plan: ImportPlan, props: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """LabKey's Graph name -> (the key that wins, its value), only when all four are set
+    as LabKey needs them; otherwise every Graph key is reported and nothing is returned."""
+    found = sorted((parts[0], key, parts[1:]) for key in props if (parts := _graph_key(key)))
+    startup_scope = any(rank < 3 for rank, _, _ in found)
+    chosen: dict[str, tuple[str, str]] = {}
+    for rank, key, (name, modifier) in found:
+        if (why := _graph_misnamed(name, modifier)) is not None:
+            plan.ignore(key, why)
+        elif rank == 3 and startup_scope:
+            plan.ignore(key, "LabKey reads mail.graph.* only when no mail_graph.* key is set")
+        elif name in chosen:
+            plan.ignore(key, f"another spelling of {chosen[name][0]}, which wins")
+        elif (why := _unusable(props[key])) is not None:
+            plan.ignore(key, why)
+        else:
+            chosen[name] = (key, props[key].strip())
+    missing = [name for name in _GRAPH if name not in chosen]
+    if missing:
+        for key, _ in chosen.values():
+            plan.ignore(
+                key,
+                f"LabKey sends through Microsoft Graph only when {_GRAPH_ALL} are all set; "
+                f"missing: {', '.join(missing)}",
+            )
+        return {}
+    return {name: chosen[name] for name in _GRAPH}
+
+
+def _use_graph(
+    plan: ImportPlan, chosen: dict[str, tuple[str, str]], graph: dict[str, tuple[str, str]]
+) -> None:
+    """Map the four Graph settings; LabKey then has no use for SMTP keys without a host."""
+    tenant_key = graph["tenantId"][0]
+    if "mail.smtphost" in chosen:
+        raise plan.error(
+            f"{chosen['mail.smtphost'][0]} and {tenant_key} are both set: LabKey reports a "
+            "configuration conflict when SMTP and Microsoft Graph are both configured; "
+            "remove one of them from the file and import again"
+        )
+    for key, _ in chosen.values():
+        plan.ignore(key, "SMTP setting, unused: LabKey sends through Microsoft Graph")
+    for name, (key, value) in graph.items():
+        note = "the mailbox LabKey sends as through Graph" if name == "fromAddress" else ""
+        plan.map(key, _GRAPH[name], value, secret=name == "clientSecret", note=note)
+    plan.map(tenant_key, "mail.transport", "graph", note="LabKey sends through Microsoft Graph")
+    plan.map(tenant_key, "mail.oauth.provider", "microsoft", note="app-only client credentials")
+    plan.map(tenant_key, "mail.enabled", "true", note="LabKey sends once Graph is configured")
 
 
 def read_labkey(path: Path) -> dict[str, str]:
@@ -117,10 +229,26 @@ def read_labkey(path: Path) -> dict[str, str]:
 
 
 def import_labkey(path: Path) -> ImportPlan:
-    """Map LabKey's SMTP properties onto postroom's settings."""
+    """Map LabKey's SMTP or Microsoft Graph properties onto postroom's settings."""
     props = read_labkey(path)
     plan = ImportPlan(KIND, path, hints=dict(HINTS))
     chosen = _pick(plan, props)
+    graph = _pick_graph(plan, props)
+    if graph:
+        _use_graph(plan, chosen, graph)
+    else:
+        _use_smtp(plan, props, chosen)
+    rest = [
+        k
+        for k in props
+        if normalise(k) not in _DIRECT and normalise(k) not in _JAVAMAIL and _graph_key(k) is None
+    ]
+    ignore_unrelated(plan, rest, reason="no postroom equivalent")
+    return plan
+
+
+def _use_smtp(plan: ImportPlan, props: dict[str, str], chosen: dict[str, tuple[str, str]]) -> None:
+    """Map the SMTP keys LabKey would use."""
     javamail = JavaMailKeys()
     logs_in = _logs_in(chosen)
     for name, (key, value) in chosen.items():
@@ -142,9 +270,6 @@ def import_labkey(path: Path) -> ImportPlan:
     if "mail.smtpuser" in chosen and logs_in is None:
         javamail.username_key = chosen["mail.smtpuser"][0]
     map_javamail(plan, javamail)
-    rest = [k for k in props if normalise(k) not in _DIRECT and normalise(k) not in _JAVAMAIL]
-    ignore_unrelated(plan, rest, reason="no postroom equivalent")
-    return plan
 
 
 def _logs_in(chosen: dict[str, tuple[str, str]]) -> str | None:

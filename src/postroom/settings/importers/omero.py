@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from postroom.settings.importers.base import (
+    NOT_MAIL,
     ImportPlan,
     ignore_unrelated,
     mailbox,
@@ -111,9 +112,7 @@ def import_omero(path: Path) -> ImportPlan:
     ignore_unrelated(
         plan, [k for k in rest if k.startswith(mail_like)], reason="no postroom equivalent"
     )
-    ignore_unrelated(
-        plan, [k for k in rest if not k.startswith(mail_like)], reason="not a mail setting"
-    )
+    ignore_unrelated(plan, [k for k in rest if not k.startswith(mail_like)], reason=NOT_MAIL[0])
     return plan
 
 
