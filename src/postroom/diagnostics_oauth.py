@@ -16,6 +16,7 @@ from postroom.message.envelope import Envelope
 from postroom.settings import Home, Settings
 from postroom.transport.graph import GraphTransport
 from postroom.transport.oauth import Purpose, TokenSource, http_client, require_settings
+from postroom.transport.smtp_protocol import with_fix
 
 Step = tuple[str, str, Callable[[], str | tuple[str, dict[str, object]]]]
 
@@ -80,6 +81,4 @@ def _send(transport: GraphTransport, envelope: Envelope, data: bytes) -> str:
 
 
 def _with_fix(message: str, fix: str) -> TransportError:
-    error = TransportError(f"{message}; {fix}")
-    error.fix = fix
-    return error
+    return with_fix(TransportError(f"{message}; {fix}"), fix)
