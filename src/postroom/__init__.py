@@ -6,8 +6,11 @@ directory (``upsert``, ``sync``), ``Postroom().broadcast(...)`` mails every user
 ``Postroom().emit(type, actor=..., data=...)`` turns an event into notification mail.
 """
 
-from postroom.app import Postroom
-from postroom.broadcast import BroadcastReport
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from postroom._lazy import lazy_exports
 from postroom.errors import (
     AddressError,
     BroadcastError,
@@ -21,9 +24,26 @@ from postroom.errors import (
     TransportError,
     UserImportError,
 )
-from postroom.message import Attachment
-from postroom.notify import EmitResult
-from postroom.users import User
+
+if TYPE_CHECKING:
+    from postroom.app import Postroom
+    from postroom.broadcast import BroadcastReport
+    from postroom.message import Attachment
+    from postroom.notify import EmitResult
+    from postroom.users import User
+
+#: Imported on first use: ``import postroom`` (and every CLI command, which imports
+#: this package first) should not pay for SQLAlchemy and the notifier.
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "Attachment": "postroom.message",
+        "BroadcastReport": "postroom.broadcast",
+        "EmitResult": "postroom.notify",
+        "Postroom": "postroom.app",
+        "User": "postroom.users",
+    },
+)
 
 __all__ = [
     "AddressError",

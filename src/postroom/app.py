@@ -11,21 +11,23 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.orm import Session
-
-from postroom.broadcast import BroadcastReport, BroadcastRequest, Broadcasts
 from postroom.errors import MessageError
 from postroom.message import Attachment, ComposePolicy, OutgoingMessage, compose
-from postroom.notify import Notifier
-
-if TYPE_CHECKING:
-    from postroom.reports.reporter import Reporter
 from postroom.settings import Configuration, Home, load
 from postroom.store.engine import database_url
 from postroom.store.outbox import Outbox
 from postroom.store.records import Enqueued, NewMessage
-from postroom.users import Users
+
+if TYPE_CHECKING:
+    # Features are imported when first used: a process that only sends (the CLI's
+    # `send`, a web app queueing mail) should not pay ~0.4 s for broadcast and notify.
+    from sqlalchemy import Connection, Engine
+    from sqlalchemy.orm import Session
+
+    from postroom.broadcast import BroadcastReport, Broadcasts
+    from postroom.notify import Notifier
+    from postroom.reports.reporter import Reporter
+    from postroom.users import Users
 
 Addresses = str | Sequence[str]
 
@@ -97,6 +99,8 @@ class Postroom:
     def users(self) -> Users:
         """The directory: ``users.upsert(...)``, ``users.sync(...)``, groups."""
         if self._users is None:
+            from postroom.users import Users
+
             self._users = Users(self.engine)
         return self._users
 
@@ -104,6 +108,8 @@ class Postroom:
     def broadcasts(self) -> Broadcasts:
         """Broadcast jobs: submit, resume, cancel, look at."""
         if self._broadcasts is None:
+            from postroom.broadcast import Broadcasts
+
             self._broadcasts = Broadcasts(self.engine, self._policy, self.users)
         return self._broadcasts
 
@@ -111,6 +117,8 @@ class Postroom:
     def notifications(self) -> Notifier:
         """Event notifications: emit, digests, heartbeats, preferences, templates."""
         if self._notifier is None:
+            from postroom.notify import Notifier
+
             self._notifier = Notifier(self.engine, self.config, self._policy, outbox=self.outbox)
         return self._notifier
 
@@ -207,6 +215,8 @@ class Postroom:
         """Admin email: one message per selected user, all committed on return. Options
         are the fields of :class:`~postroom.broadcast.BroadcastRequest` (``everyone``,
         ``group_names``, ``user_names``, ``html``, ``cc``, ``bcc``, ``rate``...)."""
+        from postroom.broadcast import BroadcastRequest
+
         request = BroadcastRequest(subject=subject, body=text, **options)
         return self.broadcasts.submit(request)
 

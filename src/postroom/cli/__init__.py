@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Annotated
 
 import typer
 from rich.markup import escape
-from sqlalchemy.exc import DBAPIError
 
-from postroom.cli import admin as admin_commands
-from postroom.cli import broadcast as broadcast_commands
-from postroom.cli import captured as captured_commands
-from postroom.cli import catch as catch_commands
-from postroom.cli import config as config_commands
-from postroom.cli import db as db_commands
-from postroom.cli import groups as group_commands
-from postroom.cli import notify as notify_commands
-from postroom.cli import oauth as oauth_commands
-from postroom.cli import outbox as outbox_commands
-from postroom.cli import passwd as passwd_commands
-from postroom.cli import send as send_commands
-from postroom.cli import serve as serve_commands
-from postroom.cli import test_email
-from postroom.cli import tokens as token_commands
-from postroom.cli import users as user_commands
-from postroom.cli import worker as worker_commands
 from postroom.cli.common import CliState, err, parse_flag_settings
+from postroom.cli.lazy import LazyCommand, lazy_group
 from postroom.errors import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -38,8 +22,80 @@ from postroom.errors import (
     TokenError,
     storage_error,
 )
-from postroom.settings import Home
-from postroom.store.engine import database_failure, database_url
+
+
+def _cli(module: str, attribute: str, summary: str, **extra: str) -> LazyCommand:
+    return LazyCommand(f"postroom.cli.{module}:{attribute}", summary, extra)
+
+
+#: Every command, in the order ``--help`` lists them, with the summary it shows there
+#: (a test checks each against the command's own help).
+COMMANDS: dict[str, LazyCommand] = {
+    "emit": _cli(
+        "notify",
+        "emit",
+        "Emit an event: its notification mail is queued for the right people. Prints\n"
+        "the result as JSON (ids, recipients, skipped users).",
+    ),
+    "heartbeat": _cli(
+        "notify",
+        "heartbeat",
+        "Record one heartbeat of a host app; run it from the app's scheduler every\n"
+        "--every. When beats stop, a worker mails server.down to the admins.",
+    ),
+    "send": _cli(
+        "send",
+        "command",
+        "Queue a message (committed to disk before this returns) and print its id.",
+    ),
+    "worker": _cli(
+        "worker",
+        "command",
+        "Deliver queued mail: claims batches under a lease, retries with backoff.",
+    ),
+    "test-email": _cli(
+        "test_email",
+        "command",
+        "Try the SMTP server in mail.* step by step and send it a test message.",
+    ),
+    "serve": _cli(
+        "serve",
+        "command",
+        "Run postroom on this machine: the HTTP API (/api/v1, docs at /api/docs), the admin\n"
+        "console (/console/) and a delivery worker. Prints the console's address and, the\n"
+        "first time, a login. Stop with Ctrl-C or SIGTERM: messages in flight finish first.",
+    ),
+    "catch": _cli(
+        "catch",
+        "command",
+        "Run the capture SMTP server: keep every message it receives, never relay.",
+    ),
+    "config": _cli("config", "app", "Read and change settings (postroom.toml in the home folder)."),
+    "outbox": _cli(
+        "outbox", "app", "Look at the outbox and act on its messages (retry, hold, purge)."
+    ),
+    "db": _cli("db", "app", "Database schema: upgrade, status; copy to another database."),
+    "captured": _cli(
+        "captured", "app", "Read the mail record: what `postroom catch` and recording mode kept."
+    ),
+    "user": _cli(
+        "users",
+        "app",
+        "Users of the directory: add, update, list, (de)activate, import.",
+        passwd="postroom.cli.passwd:command",  # noqa: S106 (a command, not a password)
+        prefs="postroom.cli.notify:prefs",
+    ),
+    "group": _cli("groups", "app", "Groups of the directory: add, list, members."),
+    "admin": _cli("admin", "app", "Administration: mail every user (admin email)."),
+    "broadcast": _cli(
+        "broadcast", "app", "Broadcast jobs (admin email): list, show, cancel, resume."
+    ),
+    "token": _cli("tokens", "app", "API tokens: create (shown once), list, revoke."),
+    "templates": _cli(
+        "notify", "templates_app", "Notification templates: check them, preview a mail."
+    ),
+    "oauth": _cli("oauth", "app", "OAuth2 for sending mail (see docs/oauth.md)."),
+}
 
 app = typer.Typer(
     name="postroom",
@@ -47,27 +103,16 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=lazy_group(COMMANDS),
 )
-app.add_typer(config_commands.app, name="config")
-app.add_typer(outbox_commands.app, name="outbox")
-app.add_typer(db_commands.app, name="db")
-app.add_typer(captured_commands.app, name="captured")
-app.add_typer(user_commands.app, name="user")
-app.add_typer(group_commands.app, name="group")
-app.add_typer(admin_commands.app, name="admin")
-app.add_typer(broadcast_commands.app, name="broadcast")
-app.add_typer(token_commands.app, name="token")
-app.add_typer(notify_commands.templates_app, name="templates")
-app.add_typer(oauth_commands.app, name="oauth")
-user_commands.app.command("passwd")(passwd_commands.command)
-user_commands.app.command("prefs")(notify_commands.prefs)
-app.command("emit")(notify_commands.emit)
-app.command("heartbeat")(notify_commands.heartbeat)
-app.command("send")(send_commands.command)
-app.command("worker")(worker_commands.command)
-app.command("test-email")(test_email.command)
-app.command("serve")(serve_commands.command)
-app.command("catch")(catch_commands.command)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from postroom import __version__
+
+        print(f"postroom {__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -90,7 +135,18 @@ def root(
             help="Override a setting for this command only (wins over env and file).",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            is_eager=True,
+            callback=_print_version,
+            help="Print postroom's version and exit.",
+        ),
+    ] = False,
 ) -> None:
+    from postroom.settings import Home
+
     ctx.obj = CliState(home=Home.resolve(home), flags=parse_flag_settings(set_ or []))
     _running[:] = [ctx.obj]
 
@@ -105,14 +161,16 @@ def main() -> None:
     except PostroomError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise SystemExit(EXIT_FAILED) from None
-    except DBAPIError as exc:  # the database failed after it opened (full, locked, gone)
-        failure = database_failure(exc, _database_url())
-        err.print(f"[red]error:[/red] {escape(str(failure))}")
-        raise SystemExit(EXIT_FAILED) from None
     except OSError as exc:
         err.print(f"[red]error:[/red] {escape(str(storage_error(exc, doing='use')))}")
         raise SystemExit(EXIT_FAILED) from None
     except Exception as exc:
+        if _is_database_error(exc):  # the database failed after it opened (full, locked, gone)
+            from postroom.store.engine import database_failure
+
+            failure = database_failure(exc, _database_url())  # type: ignore[arg-type]
+            err.print(f"[red]error:[/red] {escape(str(failure))}")
+            raise SystemExit(EXIT_FAILED) from None
         if os.environ.get("POSTROOM_DEBUG") == "1":
             raise
         err.print(
@@ -126,8 +184,16 @@ def main() -> None:
 _running: list[CliState] = []
 
 
+def _is_database_error(exc: Exception) -> bool:
+    """SQLAlchemy's DBAPIError, without importing SQLAlchemy for commands that never did."""
+    sqlalchemy_errors = sys.modules.get("sqlalchemy.exc")
+    return sqlalchemy_errors is not None and isinstance(exc, sqlalchemy_errors.DBAPIError)
+
+
 def _database_url() -> str:
     """The database the command used, for naming it in an error (best effort)."""
+    from postroom.store.engine import database_url
+
     try:
         return database_url(_running[0].config()) if _running else ""
     except PostroomError:

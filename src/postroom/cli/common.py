@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
 
 from postroom.errors import EXIT_BAD_INPUT, ConfigError
-from postroom.settings import Configuration, Home, load
-from postroom.settings.loader import unknown_env_warning
+
+if TYPE_CHECKING:  # settings are imported when a command first needs them, not for --help
+    from postroom.settings import Configuration, Home
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -29,6 +30,9 @@ class CliState:
 
     def config(self) -> Configuration:
         if self._config is None:
+            from postroom.settings import load
+            from postroom.settings.loader import unknown_env_warning
+
             self._config = load(self.home, flags=self.flags)
             if not self._warned:
                 self._warned = True
@@ -44,6 +48,8 @@ class CliState:
 def state(ctx: typer.Context) -> CliState:
     found = ctx.find_object(CliState)
     if found is None:  # a command run without the root callback (tests calling it directly)
+        from postroom.settings import Home
+
         found = CliState(home=Home.resolve())
         ctx.obj = found
     return found
