@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
-from email.utils import format_datetime, make_msgid
+from dataclasses import dataclass, field, replace
 
 from postroom.addresses import parse_address
 from postroom.diagnostics_oauth import graph_steps, token_steps
 from postroom.errors import SMTPProtocolError, TransportError, TransportTimeout
+from postroom.message.compose import ComposePolicy, compose
 from postroom.message.envelope import Envelope
+from postroom.message.model import OutgoingMessage
 from postroom.settings import Home, Settings
 from postroom.transport import smtp_tls
 from postroom.transport.smtp_auth import BASIC_AUTH_OFF, SWITCH_TO_OAUTH
@@ -28,6 +26,8 @@ from postroom.transport.smtp_client import SMTPClient
 from postroom.transport.smtp_protocol import Reply, choose_mechanism
 
 TEST_SUBJECT = "postroom test message"
+#: The notification type header (mail.type_header) of the test message.
+TEST_TYPE = "test_email"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,26 +120,28 @@ class _Runner:
 
 
 def build_test_message(settings: Settings, to: str) -> tuple[Envelope, bytes]:
-    """The short test message from mail.from (envelope: mail.envelope_from) to ``to``."""
+    """The short test message from mail.from (envelope: mail.envelope_from) to ``to``.
+
+    Written by postroom's own composer, as all its mail is, but exactly as asked: to
+    ``to`` alone (not mail.redirect_to) and without mail.subject_prefix.
+    Raises AddressError if ``to`` is not a bare address.
+    """
     mail = settings.mail
     recipient = parse_address(to, allow_name=False)
-    author = parse_address(mail.from_)
-    sender = mail.envelope_from or author.addr_spec
-    smtputf8 = recipient.smtputf8 or author.smtputf8 or not sender.isascii()
-    message = EmailMessage(policy=SMTPUTF8 if smtputf8 else SMTP)
-    message["From"] = str(author)
-    message["To"] = recipient.addr_spec
-    message["Subject"] = TEST_SUBJECT
-    message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid("postroom-test", domain=author.domain)
-    message["Auto-Submitted"] = "auto-generated"
-    message.set_content(
-        "This is a test message from `postroom test-email`.\n\n"
-        f"It was sent through {mail.host}:{mail.port} (mail.security={mail.security}) "
-        "to check postroom's mail settings. No action is needed.\n"
+    policy = replace(ComposePolicy.from_settings(mail), subject_prefix="", redirect_to="")
+    message = OutgoingMessage(
+        to=(recipient.addr_spec,),
+        subject=TEST_SUBJECT,
+        text=(
+            "This is a test message from `postroom test-email`.\n\n"
+            f"It was sent through {mail.host}:{mail.port} (mail.security={mail.security}) "
+            "to check postroom's mail settings. No action is needed.\n"
+        ),
+        type=TEST_TYPE,
+        automatic=True,
     )
-    envelope = Envelope(sender, (recipient.addr_spec,), smtputf8=smtputf8)
-    return envelope, message.as_bytes()
+    composed = compose(message, policy)
+    return composed.envelope, composed.raw
 
 
 def run_test_email(

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from postroom.errors import ConfigError
+from postroom.message import ComposePolicy, OutgoingMessage, compose
 from postroom.settings import GLOSSARY, MASK, Home, Secret, load, update_file
 from postroom.settings.values import (
     parse_bool,
@@ -95,6 +96,16 @@ def test_precedence_is_flag_then_env_then_file_then_default(home: Home) -> None:
     assert (config.value("mail.username"), config.sources["mail.username"]) == ("envuser", "env")
     assert (config.value("mail.port"), config.sources["mail.port"]) == (2525, "file")
     assert (config.value("mail.timeout"), config.sources["mail.timeout"]) == (30.0, "default")
+
+
+def test_a_non_ascii_sender_name_is_kept_as_text_and_composes(home: Home) -> None:
+    # Stored as the name a reader sees, not as an RFC 2047 encoded word, which compose
+    # refuses in a header value (every message would fail).
+    config = load(home, environ={}, flags={"mail.from": "Pöstroom Bøt <robot@example.org>"})
+    assert config.value("mail.from") == "Pöstroom Bøt <robot@example.org>"
+    policy = ComposePolicy.from_settings(config.settings.mail)
+    composed = compose(OutgoingMessage(to=("ada@example.org",), subject="s", text="t"), policy)
+    assert composed.message["From"].addresses[0].display_name == "Pöstroom Bøt"
 
 
 def test_unknown_key_suggests_the_closest(home: Home) -> None:

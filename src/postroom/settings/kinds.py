@@ -94,7 +94,9 @@ def _parse_address(*, allow_name: bool, allow_empty: bool) -> Callable[[Any], st
         if not text and allow_empty:
             return ""
         try:
-            return str(parse_address(text, allow_name=allow_name))
+            # As text, names unencoded: compose encodes them itself and refuses a value
+            # already RFC 2047-encoded (which str(), formataddr, would make of it).
+            return parse_address(text, allow_name=allow_name).shown
         except Exception as exc:
             raise ValueError(str(exc)) from None
 
