@@ -223,22 +223,26 @@ def _headers(
     now: datetime | None,
 ) -> list[tuple[str, str]]:
     """Every top-level header but the MIME ones, encoded and folded; never Bcc."""
-    headers = [("From", encode_addresses("From", [_mailbox(sender)]))]
+    if len(sender.name) <= _CACHED_LENGTH:
+        headers = [("From", _from_header_cached(sender))]
+    else:
+        headers = [("From", _from_header(sender))]
     for name, group in (("To", people.to), ("Cc", people.cc), ("Reply-To", people.reply_to)):
         if group:
             headers.append((name, encode_addresses(name, [_mailbox(a) for a in group])))
     headers += [
         ("Subject", encode_text("Subject", subject)),
-        ("Date", format_date(_utc(now))),
+        ("Date", _date_now() if now is None else format_date(_utc(now))),
         ("Message-ID", message_id),
         ("MIME-Version", "1.0"),
     ]
     if message.automatic:
         headers.append(("Auto-Submitted", "auto-generated"))
     type_header = _type_header_name(policy.type_header)
-    headers.append(
-        (type_header, encode_text(type_header, check_header_text(type_header, message.type)))
-    )
+    if len(message.type) <= _CACHED_LENGTH:
+        headers.append((type_header, _type_value_cached(type_header, message.type)))
+    else:
+        headers.append((type_header, _type_value(type_header, message.type)))
     if message.thread_id:
         reference = _thread_reference(message.thread_id, sender.domain)
         headers += [("References", reference), ("In-Reply-To", reference)]
@@ -321,6 +325,33 @@ def _utc(now: datetime | None) -> datetime:
     return now if now.tzinfo else now.replace(tzinfo=UTC)
 
 
+class _SecondDate:
+    """The Date header of the current second, written once a second: a batch of a
+    thousand messages composed within one second shares it (RFC 5322 dates stop at
+    seconds)."""
+
+    def __init__(self) -> None:
+        self._kept = (-1, "")  # (second, its Date), replaced whole: threads share it
+
+    def __call__(self) -> str:
+        second = int(time.time())
+        kept = self._kept
+        if kept[0] != second:
+            kept = self._kept = (second, format_date(datetime.fromtimestamp(second, UTC)))
+        return kept[1]
+
+
+_date_now = _SecondDate()
+
+
+def _from_header(sender: Address) -> str:
+    return encode_addresses("From", [_mailbox(sender)])
+
+
+def _type_value(type_header: str, type_: str) -> str:
+    return encode_text(type_header, check_header_text(type_header, type_))
+
+
 def _message_id(given: str | None, domain: str) -> str:
     if not given:
         # As email.utils.make_msgid makes one: centiseconds, process id, 64 random bits.
@@ -360,6 +391,8 @@ def _reference(thread_id: str, domain: str) -> str:
 # Pure, so kept for the next message (short inputs only: the keys stay small).
 _no_reply_cached = lru_cache(maxsize=1024)(_no_reply)
 _reference_cached = lru_cache(maxsize=1024)(_reference)
+_from_header_cached = lru_cache(maxsize=1024)(_from_header)
+_type_value_cached = lru_cache(maxsize=256)(_type_value)
 
 
 def _extra_headers(

