@@ -3,20 +3,26 @@ smtplib and raw sockets. Every test is bounded in time."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import smtplib
 import ssl
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
 import pytest
 import trustme
+from aiosmtpd.smtp import SMTP
 from tests.support.smtp_dialog import Dialog
 
-from postroom.store.capture import Row
+from postroom.capture.server import IDENT, _accept_any_login
+from postroom.capture.session import BARE_NEWLINE, CaptureSMTP
 from postroom.store.capture_queries import get_captured
 from postroom.testing import CaptureServer
 
@@ -89,81 +95,81 @@ def test_clear_empties_the_record(server: CaptureServer) -> None:
     assert server.messages() == []
 
 
-class _GatedStore:
-    """Holds every commit until ``gate`` is set; counts what it was given."""
-
-    def __init__(self, real: Any) -> None:
-        self.real, self.engine = real, real.engine
-        self.gate = threading.Event()
-        self.entered = threading.Event()
-        self.batches: list[int] = []
-
-    def insert_rows(self, rows: list[Row], **kwargs: Any) -> list[int]:
-        self.entered.set()
-        assert self.gate.wait(10)
-        self.batches.append(len(rows))
-        return list(self.real.insert_rows(rows, **kwargs))
-
-
-def _gate(server: CaptureServer) -> _GatedStore:
-    writer = server._service.writer  # type: ignore[union-attr]
-    gated = _GatedStore(writer.store)
-    writer.store = gated
-    return gated
-
-
-def test_250_comes_only_after_the_message_is_committed(server: CaptureServer) -> None:
-    gated = _gate(server)
-    with Dialog(server.host, server.port) as dialog:
-        dialog.reply()
-        dialog.command("EHLO app.local")
-        dialog.command("MAIL FROM:<app@example.org>")
-        dialog.command("RCPT TO:<bob@example.org>")
-        assert dialog.command("DATA")[0] == 354
-        dialog.send(MESSAGE + b".\r\n")
-        assert gated.entered.wait(5)
-        assert dialog.pending(0.5) == b""  # no reply while the commit is held
-        gated.gate.set()
-        code, _text = dialog.reply()
-    assert code == 250
-    assert len(server.messages()) == 1
-
-
-def test_messages_arriving_during_a_commit_share_the_next_one(server: CaptureServer) -> None:
-    gated = _gate(server)
-    first = threading.Thread(target=send, args=(server, ["first@example.org"]))
-    first.start()
-    assert gated.entered.wait(5)
-    others = [threading.Thread(target=send, args=(server, [f"u{i}@example.org"])) for i in range(4)]
-    for thread in others:
-        thread.start()
-    time.sleep(1.0)  # the four are queued behind the held commit
-    gated.gate.set()
-    for thread in [first, *others]:
-        thread.join(10)
-    assert gated.batches == [1, 4]
-    assert len(server.messages()) == 5
-
-
-def test_a_message_that_cannot_be_stored_gets_451_not_250(server: CaptureServer) -> None:
-    class Broken:
-        engine = server._service.writer.store.engine  # type: ignore[union-attr]
-
-        def insert_rows(self, rows: list[Row], **kwargs: Any) -> list[int]:
-            raise OSError("disk full")
-
-    server._service.writer.store = Broken()  # type: ignore[union-attr,assignment]
-    with pytest.raises(smtplib.SMTPDataError) as caught:
-        send(server, ["bob@example.org"])
-    assert caught.value.smtp_code == 451
-    assert b"could not store the message (OSError)" in caught.value.smtp_error
+# Group commit (250 only after the commit, sessions sharing one, a failing commit
+# answering 451 to all of it) is in test_capture_group_commit.py, on both databases.
 
 
 def test_old_messages_are_dropped_past_max_messages() -> None:
     with CaptureServer(settings={"capture.max_messages": "3"}) as server:
         for n in range(5):
             send(server, ["bob@example.org"], MESSAGE.replace(b"Password reset", f"n{n}".encode()))
+        # The prune runs right after the commit's 250s, in a transaction of its own.
+        deadline = time.monotonic() + 5
+        while len(server.messages()) > 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert [m.subject for m in server.messages()] == ["n2", "n3", "n4"]
+
+
+def test_a_session_is_set_up_as_aiosmtpd_sets_it_up(server: CaptureServer) -> None:
+    """CaptureSMTP sets what aiosmtpd's SMTP.__init__ sets, from method tables found
+    once per server instead of on every connection; an aiosmtpd that sets up its
+    sessions differently fails here."""
+    service = server._service
+    assert service is not None
+    limit, timeout = service.options.max_size, service.options.idle_timeout
+
+    async def build() -> tuple[CaptureSMTP, CaptureSMTP]:
+        ours = CaptureSMTP(
+            service.handler,
+            tables=service._tables,
+            faults=service.faults,
+            on_lost=lambda: None,
+            data_size_limit=limit,
+            hostname="capture.test",
+            ident=IDENT,
+            timeout=timeout,
+            authenticator=_accept_any_login,
+            auth_require_tls=False,
+        )
+        theirs = CaptureSMTP.__new__(CaptureSMTP)
+        SMTP.__init__(
+            theirs,
+            service.handler,
+            data_size_limit=limit,
+            enable_SMTPUTF8=True,
+            hostname="capture.test",
+            ident=IDENT,
+            timeout=timeout,
+            authenticator=_accept_any_login,
+            auth_require_tls=False,
+        )
+        return ours, theirs
+
+    ours, theirs = asyncio.run(build())
+    assert ours._smtp_methods.pop(BARE_NEWLINE) == ours.refuse_bare_newline
+    mine = {
+        k: v for k, v in vars(ours).items() if k not in ("_faults", "_on_lost", "_last_received")
+    }
+    assert mine.keys() == vars(theirs).keys()
+    for key, value in vars(theirs).items():
+        assert _shape(mine[key], ours) == _shape(value, theirs), key
+
+
+def _shape(value: Any, owner: object) -> Any:
+    """``value`` with what differs between two sessions by nature taken out: methods
+    bound to the session itself, and per-connection objects (futures, readers)."""
+    if isinstance(value, MethodType):
+        return (value.__func__, "session" if value.__self__ is owner else value.__self__)
+    if isinstance(value, dict):
+        return {key: _shape(item, owner) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_shape(item, owner) for item in value)
+    for kind in (asyncio.StreamReader, asyncio.Future, weakref.ref, deque):
+        if isinstance(value, kind):
+            return kind.__name__
+    if value is None or isinstance(value, bool):
+        return bool(value)  # require_starttls: aiosmtpd gives None or False
+    return value
 
 
 # -- STARTTLS and AUTH -------------------------------------------------------------------

@@ -6,13 +6,13 @@ session answers 250 only once the message is committed (see
 enforced (552), recipients per message (452), aiosmtpd's command line limit (500),
 an idle timeout, and concurrent sessions (421). Command lines must end in CRLF: a
 bare CR or LF in a command is refused, and plaintext pipelined after STARTTLS is
-thrown away (aiosmtpd), so nothing can be smuggled past the parser.
+thrown away (aiosmtpd), so nothing can be smuggled past the parser (each session is a
+:class:`~postroom.capture.session.CaptureSMTP`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import ipaddress
 import logging
@@ -27,6 +27,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from postroom.capture.faults import FaultScript
+from postroom.capture.session import CaptureSMTP, SessionTables, abort
 from postroom.capture.writer import RecordWriter
 from postroom.errors import ConfigError
 from postroom.settings.glossary import CaptureSettings
@@ -36,12 +37,8 @@ from postroom.store.schema import SOURCE_SMTP
 logger = logging.getLogger("postroom.capture")
 
 IDENT = "postroom catch (keeps mail, never relays)"
-BARE_NEWLINE = "X-POSTROOM-BARE-NEWLINE"  # stands in for a command line with bare CR/LF
-BARE_NEWLINE_LINE = BARE_NEWLINE.encode() + b"\r\n"
-BARE_NEWLINE_REPLY = "500 5.5.2 Error: bare CR or LF in a command line; end lines with CRLF"
 BUSY_REPLY = b"421 4.7.0 Too many connections to the capture server, try again later\r\n"
 TOO_MANY_RECIPIENTS = "452 4.5.3 Error: too many recipients"
-DROP_WAIT = 5.0  # seconds a drop-before-dot waits for the first line of the message
 
 
 @dataclass(frozen=True)
@@ -108,12 +105,6 @@ def _accept_any_login(
     return AuthResult(success=True, handled=False, auth_data=user)
 
 
-def _abort(transport: asyncio.BaseTransport | None) -> None:
-    """Close at once, without flushing: the client sees the connection drop."""
-    if isinstance(transport, asyncio.WriteTransport):
-        transport.abort()
-
-
 def _answer(server: SMTP, reply: str) -> str:
     """A scripted reply; after a 421 the connection is closed, as the code says."""
     if reply.startswith("421") and server.transport is not None:
@@ -177,80 +168,9 @@ class CaptureHandler:
         except Exception as exc:
             return f"451 4.3.0 Error: could not store the message ({type(exc).__name__}); try later"
         if rule is not None:  # drop-after-dot: kept, but the client never hears so
-            _abort(server.transport)
+            abort(server.transport)
             return "421 4.3.0 dropped"
         return f"250 2.0.0 OK: kept in the mail record as {pk}"
-
-
-class _StrictCommandReader(asyncio.StreamReader):
-    """Hands aiosmtpd only command lines that end in CRLF with no other CR or LF."""
-
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:  # type: ignore[override]
-        line = await super().readuntil(separator)
-        if separator == b"\n" and (line[-2:] != b"\r\n" or line.count(b"\r") != 1):
-            return BARE_NEWLINE_LINE
-        return line
-
-
-class CaptureSMTP(SMTP):
-    """aiosmtpd's SMTP with strict command lines, an idle timeout counted from the last
-    byte received, and drop-before-dot faults."""
-
-    def __init__(self, handler: CaptureHandler, *, on_lost: Callable[[], None], **kwargs: Any):
-        super().__init__(handler, **kwargs)
-        self._on_lost: Callable[[], None] | None = on_lost
-        self._last_received = self.loop.time()
-        self._smtp_methods[BARE_NEWLINE] = self._refuse_bare_newline
-
-    def _cb_client_connected(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        reader.__class__ = _StrictCommandReader
-        super()._cb_client_connected(reader, writer)
-
-    def data_received(self, data: bytes) -> None:
-        self._last_received = self.loop.time()
-        super().data_received(data)
-
-    def _timeout_cb(self) -> None:
-        # aiosmtpd counts idle time from the last command; a long DATA upload is not
-        # idle, so count from the last byte received instead.
-        quiet_for = self.loop.time() - self._last_received
-        if quiet_for < self._timeout_duration:
-            self._reset_timeout(self._timeout_duration - quiet_for)
-            return
-        super()._timeout_cb()  # type: ignore[no-untyped-call]
-
-    def connection_lost(self, error: Exception | None) -> None:
-        if self._on_lost is not None:
-            self._on_lost()
-            self._on_lost = None
-        super().connection_lost(error)
-
-    async def _refuse_bare_newline(self, arg: str | None) -> None:
-        await self.push(BARE_NEWLINE_REPLY)
-
-    async def smtp_DATA(self, arg: str | None) -> None:  # noqa: N802 - aiosmtpd command
-        handler = self.event_handler
-        envelope, session = self.envelope, self.session
-        if (
-            isinstance(handler, CaptureHandler)
-            and not arg
-            and envelope is not None
-            and envelope.rcpt_tos
-            and session is not None
-            and session.host_name
-            and handler.faults.before_dot(envelope.rcpt_tos) is not None
-        ):
-            await self.push("354 End data with <CR><LF>.<CR><LF>")
-            # Take the first line of the message, then hang up before the dot.
-            with contextlib.suppress(
-                TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError
-            ):
-                await asyncio.wait_for(self._reader.readuntil(b"\r\n"), DROP_WAIT)
-            _abort(self.transport)
-            return
-        await super().smtp_DATA(arg)
 
 
 class _Busy(asyncio.Protocol):
@@ -277,6 +197,7 @@ class CaptureService:
         self.faults = faults or FaultScript()
         self.writer = RecordWriter(store, max_messages=options.max_messages, on_commit=on_commit)
         self.handler = CaptureHandler(self.writer, self.faults, options)
+        self._tables = SessionTables.of(CaptureSMTP, self.handler)
         self._live: set[CaptureSMTP] = set()
         self._server: asyncio.Server | None = None
 
@@ -290,9 +211,10 @@ class CaptureService:
             return _Busy()
         session = CaptureSMTP(
             self.handler,
+            tables=self._tables,
+            faults=self.faults,
             on_lost=lambda: self._live.discard(session),
             data_size_limit=self.options.max_size,
-            enable_SMTPUTF8=True,
             hostname=self.options.hostname,
             ident=IDENT,
             tls_context=self.options.tls_context,
@@ -314,7 +236,7 @@ class CaptureService:
         if self._server is not None:
             self._server.close()
             for session in list(self._live):
-                _abort(session.transport)
+                abort(session.transport)
             await self._server.wait_closed()
             self._server = None
         await asyncio.sleep(0)  # let the aborted sessions run connection_lost

@@ -1,17 +1,22 @@
 """The mail record's write paths: store captured messages, prune, clear.
 
-:meth:`CaptureStore.insert` commits a whole batch in one transaction and returns the
-new ids in order; the capture server's writer thread calls it with whatever has queued
-up (group commit), recording mode with each batch the worker hands it. Pruning to
-capture.max_messages is one indexed range delete, ``id <= newest - N``, because ids
-only grow (the table is AUTOINCREMENT on SQLite, a sequence on PostgreSQL). On
-PostgreSQL it runs in the insert's transaction; on SQLite, as a commit of its own once
-1 % more than N have come in (at once for N under 100), so the record may hold up to
-1 % more than N for a moment. Reads are in :mod:`postroom.store.capture_queries`.
+:meth:`CaptureStore.insert_rows` commits a whole batch in one transaction, all of it
+or none of it, and returns the new ids in order; the capture server's writer thread
+calls it with whatever has queued up (group commit), recording mode (through
+:meth:`CaptureStore.insert`) with each batch the worker hands it.
 
-On SQLite the insert runs on the driver connection directly: the capture server
-commits a few messages at a time, thousands of times a second, and SQLAlchemy's
-per-statement work would be most of its cost (and hold the GIL the SMTP sessions need).
+Pruning is housekeeping, apart from that transaction: :meth:`CaptureStore.prune`
+deletes past capture.max_messages as one indexed range delete, ``id <= newest - N``,
+because ids only grow (the table is AUTOINCREMENT on SQLite, a sequence on
+PostgreSQL), and past capture.max_bytes by the messages' sizes. It runs once 1 % more
+than N (or 1 % of max_bytes) have come in (at once for N under 100), so the record may
+hold up to 1 % more for a moment. Its failure never undoes or hides a committed
+message: the next call tries again. Reads are in :mod:`postroom.store.capture_queries`.
+
+On SQLite the insert runs on the driver connection directly, as one statement: the
+capture server commits a few messages at a time, thousands of times a second, and
+SQLAlchemy's per-statement work would be most of its cost (and hold the GIL the SMTP
+sessions need).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -27,13 +33,15 @@ from email.header import decode_header, make_header
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, text
+from sqlalchemy.exc import DBAPIError
 
 from postroom.store.schema import SOURCE_SMTP, captured
 
+logger = logging.getLogger("postroom.capture")
+
 Row = tuple[Any, ...]
 _COLUMNS = tuple(column.name for column in captured.columns if column.name != "id")
-_insert = insert(captured).returning(captured.c.id, sort_by_parameter_order=True)
-_SQLITE_PRUNE = "DELETE FROM captured WHERE id <= ?"
+_INSERT_RETURNING = insert(captured).returning(captured.c.id, sort_by_parameter_order=True)
 # Keep the newest messages whose sizes add up to at most the limit; the rest go.
 _BYTES_PRUNE = (
     "DELETE FROM captured WHERE id < (SELECT min(id) FROM (SELECT id, sum(size) "
@@ -75,67 +83,78 @@ class CaptureStore:
         now: float | None = None,
         connection: Connection | None = None,
     ) -> list[int]:
-        """Commit ``items`` in one transaction; return their ids, in order.
-
-        With ``max_messages``, the oldest messages past that many are deleted (see
-        the module's docstring). ``connection``: one the caller keeps open between calls (the
-        capture server's writer thread) and uses for nothing else meanwhile.
-        """
+        """Commit ``items`` in one transaction; return their ids, in order. Then prune
+        (see the module's docstring); a failed prune is logged, the items stay stored."""
         now = time.time() if now is None else now
-        return self.insert_rows(
-            [row_of(item, now) for item in items], max_messages=max_messages, connection=connection
-        )
+        ids = self.insert_rows([row_of(item, now) for item in items], connection=connection)
+        if ids:
+            try:
+                self.prune(ids[-1], max_messages=max_messages, connection=connection)
+            except DBAPIError as exc:
+                logger.error("could not prune the mail record (next insert tries again): %s", exc)
+        return ids
 
     def insert_rows(
-        self,
-        rows: Sequence[Row],
-        *,
-        max_messages: int | None = None,
-        connection: Connection | None = None,
+        self, rows: Sequence[Row], *, connection: Connection | None = None
     ) -> list[int]:
-        """:meth:`insert` of rows made beforehand with :func:`row_of`."""
+        """Commit rows made with :func:`row_of` in one transaction, all or none; return
+        their ids, in order. ``connection``: one the caller keeps open between calls (the
+        capture server's writer thread) and uses for nothing else meanwhile."""
         if not rows:
             return []
         if connection is None:
             with self.engine.connect() as fresh:
-                return self._insert(fresh, rows, max_messages)
-        return self._insert(connection, rows, max_messages)
-
-    def _insert(
-        self, connection: Connection, rows: Sequence[Row], max_messages: int | None
-    ) -> list[int]:
-        if connection.dialect.name == "sqlite":
-            driver: Any = connection.connection.driver_connection
-            ids = _insert_sqlite(driver, rows)
-            if max_messages is not None and self._prune_due(ids[-1], max_messages):
-                with contextlib.closing(driver.cursor()) as cursor:
-                    cursor.execute(_SQLITE_PRUNE, (ids[-1] - max_messages,))
-            if self._bytes_due(rows):
-                with contextlib.closing(driver.cursor()) as cursor:
-                    cursor.execute(_BYTES_PRUNE.replace(":limit", "?"), (self.max_bytes,))
-            return ids
-        with connection.begin():
-            params = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
-            ids = [int(pk) for pk in connection.execute(_insert, params).scalars()]
-            if max_messages is not None:
-                connection.execute(delete(captured).where(captured.c.id <= ids[-1] - max_messages))
-            if self._bytes_due(rows):
-                connection.execute(text(_BYTES_PRUNE), {"limit": self.max_bytes})
+                ids = _insert(fresh, rows)
+        else:
+            ids = _insert(connection, rows)
+        if self._bytes_unchecked is not None:
+            self._bytes_unchecked += sum(int(row[_SIZE]) for row in rows)
         return ids
 
-    def _bytes_due(self, rows: Sequence[Row]) -> bool:
+    def prune(
+        self, newest: int, *, max_messages: int | None, connection: Connection | None = None
+    ) -> None:
+        """Delete the oldest messages past ``max_messages`` and past ``max_bytes``, when
+        due (see the module's docstring), in a transaction of its own; ``newest`` is the
+        id :meth:`insert_rows` returned last. Raises DBAPIError; the next call retries."""
+        by_count = max_messages is not None and self._prune_due(newest, max_messages)
+        by_bytes = self._bytes_due()
+        if not (by_count or by_bytes):
+            return
+        if connection is None:
+            with self.engine.connect() as fresh:
+                self._prune(fresh, newest, max_messages if by_count else None, by_bytes)
+        else:
+            self._prune(connection, newest, max_messages if by_count else None, by_bytes)
+
+    def _prune(
+        self, connection: Connection, newest: int, max_messages: int | None, by_bytes: bool
+    ) -> None:
+        kept_from, bytes_unchecked = self._kept_from, self._bytes_unchecked
+        if max_messages is not None:
+            self._kept_from = newest - max_messages + 1
+        if by_bytes:
+            self._bytes_unchecked = 0
+        try:
+            with connection.begin():
+                if max_messages is not None:
+                    connection.execute(
+                        delete(captured).where(captured.c.id <= newest - max_messages)
+                    )
+                if by_bytes:
+                    connection.execute(text(_BYTES_PRUNE), {"limit": self.max_bytes})
+        except BaseException:
+            self._kept_from, self._bytes_unchecked = kept_from, bytes_unchecked
+            raise
+
+    def _bytes_due(self) -> bool:
         """Whether to prune by size now: at the first insert, then once 1 % of
         capture.max_bytes has come in since the last time (the prune reads every
         message's size)."""
         if self.max_bytes is None:
             return False
-        added = sum(int(row[_SIZE]) for row in rows)
-        if self._bytes_unchecked is not None:
-            self._bytes_unchecked += added
-            if self._bytes_unchecked < max(1, self.max_bytes // 100):
-                return False
-        self._bytes_unchecked = 0
-        return True
+        unchecked = self._bytes_unchecked
+        return unchecked is None or unchecked >= max(1, self.max_bytes // 100)
 
     def _prune_due(self, newest: int, max_messages: int) -> bool:
         """Whether to delete now: at once below 100 messages kept, else once 1 % more
@@ -143,15 +162,20 @@ class CaptureStore:
         if newest <= max_messages:
             return False
         slack = max_messages // 100
-        if self._kept_from is not None and newest - self._kept_from < max_messages + slack:
-            return False
-        self._kept_from = newest - max_messages + 1
-        return True
+        return self._kept_from is None or newest - self._kept_from >= max_messages + slack
 
     def clear(self) -> int:
         """Delete every captured message; return how many there were."""
         with self.engine.begin() as connection:
             return int(connection.execute(delete(captured)).rowcount)
+
+
+def _insert(connection: Connection, rows: Sequence[Row]) -> list[int]:
+    if connection.dialect.name == "sqlite":
+        return _insert_sqlite(connection.connection.driver_connection, rows)
+    with connection.begin():
+        params = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
+        return [int(pk) for pk in connection.execute(_INSERT_RETURNING, params).scalars()]
 
 
 def _insert_sqlite(driver: Any, rows: Sequence[Row]) -> list[int]:
