@@ -96,12 +96,22 @@ def setup_label(processes: int, concurrency: int) -> str:
     return f"--processes {processes} {flags}" if processes > 1 else flags
 
 
-def message(index: int) -> dict[str, Any]:
-    """A small plain-text message; django-post-office's side sends the same."""
+#: Lines that pad a message's text to ``--size`` bytes.
+FILLER = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\n"
+#: What smtp-source adds to its ``-l`` payload (its own From, To, Date and so on).
+SOURCE_HEADERS = 150
+
+
+def message(index: int, padding: int = 0) -> dict[str, Any]:
+    """A small plain-text message (django-post-office's side sends the same), its text
+    longer by ``padding`` characters for ``--size``."""
+    text = f"Hello,\n\nthis is message {index} of the postroom delivery benchmark.\n"
+    if padding > 0:
+        text += (FILLER * (padding // len(FILLER) + 1))[:padding]
     return {
         "to": f"user{index}@example.com",
         "subject": f"Delivery benchmark {index}",
-        "text": f"Hello,\n\nthis is message {index} of the postroom delivery benchmark.\n",
+        "text": text,
     }
 
 
@@ -125,7 +135,12 @@ class Bench:
             console=self.console,
             refresh_per_second=4,
         )
-        self.results: dict[str, Any] = {"messages": args.messages, "targets": TARGETS}
+        self.results: dict[str, Any] = {
+            "messages": args.messages,
+            "size": args.size,
+            "targets": TARGETS,
+        }
+        self.padding = 0  # characters added to each message's text for --size
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -143,6 +158,20 @@ class Bench:
 
     def home(self, name: str) -> Path:
         return self.work / name
+
+    def size_messages(self) -> None:
+        """With ``--size``: the padding that makes a composed message that long."""
+        if not self.args.size:
+            return
+        with Postroom(self.home("sizing")) as postroom:
+            for _ in range(3):  # line ends grow by a CR each: correct twice
+                raw = postroom.prepare(message(0, self.padding)).raw
+                self.padding = max(0, self.padding + self.args.size - len(raw))
+        shutil.rmtree(self.home("sizing"), ignore_errors=True)
+
+    def source_length(self) -> list[str]:
+        """smtp-source's flags for a message of about ``--size`` bytes."""
+        return ["-l", str(max(0, self.args.size - SOURCE_HEADERS))] if self.args.size else []
 
     def worker_env(self, home: Path) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
@@ -172,7 +201,7 @@ class Bench:
             started = time.perf_counter()
             for first in range(0, total, BATCH):
                 count = min(BATCH, total - first)
-                postroom.send_many([message(i) for i in range(first, first + count)])
+                postroom.send_many([message(i, self.padding) for i in range(first, first + count)])
                 self.progress.advance(task, count)
             seconds = time.perf_counter() - started
         self.done(task, f"{total / seconds:,.0f} msg/s")
@@ -190,7 +219,7 @@ class Bench:
             clock = time.perf_counter_ns
             started = time.perf_counter()
             for index in range(total):
-                item = message(index)
+                item = message(index, self.padding)
                 began = clock()
                 send(**item)
                 latencies.append(clock() - began)
@@ -236,7 +265,8 @@ class Bench:
     # -- 2. delivery -------------------------------------------------------------------
 
     def smtp_source(self, total: int) -> dict[str, float]:
-        command = [SOURCE, "-s", "4", "-d", "-m", str(total), f"127.0.0.1:{self.port}"]
+        command = [SOURCE, "-s", "4", "-d", "-m", str(total), *self.source_length()]
+        command.append(f"127.0.0.1:{self.port}")
         command = [*self.pinning.source_prefix(), *command]
         code, seconds = self.processes.run(
             command, timeout=600, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -441,7 +471,9 @@ class Bench:
             _ = postroom.outbox
         with Postroom(full) as postroom:
             for first in range(0, count, BATCH):
-                postroom.send_many([message(i) for i in range(first, min(first + BATCH, count))])
+                postroom.send_many(
+                    [message(i, self.padding) for i in range(first, min(first + BATCH, count))]
+                )
 
         def instructions(command: list[str], env: dict[str, str] | None, name: str) -> int:
             out_file = self.work / f"callgrind.{name}.out"
@@ -470,9 +502,12 @@ class Bench:
         if sent != count:
             raise RuntimeError(f"callgrind run delivered {sent} of {count}")
         target = f"127.0.0.1:{self.port}"
-        source_one = instructions([SOURCE, "-s", "1", "-d", "-m", "1", target], None, "source-1")
+        length = self.source_length()
+        source_one = instructions(
+            [SOURCE, "-s", "1", "-d", "-m", "1", *length, target], None, "source-1"
+        )
         source_all = instructions(
-            [SOURCE, "-s", "1", "-d", "-m", str(count + 1), target], None, "source-n"
+            [SOURCE, "-s", "1", "-d", "-m", str(count + 1), *length, target], None, "source-n"
         )
         result = {
             "messages": count,
@@ -768,6 +803,7 @@ class Bench:
                 else ""
             )
             self.log(f"smtp-sink on 127.0.0.1:{self.port}{pinned}; work folder {self.work}")
+            self.size_messages()
             self.enqueue()
             self.deliver()
             if not args.skip_django:
@@ -807,6 +843,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="of the django-post-office messages, how many to queue one at a time",
     )
     parser.add_argument("--callgrind-messages", type=int, default=2000)
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=0,
+        help="bytes of each message postroom and smtp-source send (e.g. 2048; default: a "
+        "short message, about 430 bytes); django-post-office's side keeps its short one",
+    )
     parser.add_argument("--fresh-venv", action="store_true", help="rebuild the tools venv")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--out", type=Path, default=BENCH / "out")

@@ -3,7 +3,9 @@ worker that finds it unlocked, and never while its writer lives."""
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import subprocess
 import sys
 import threading
@@ -142,3 +144,30 @@ def test_a_journal_left_half_created_by_a_dead_worker_is_cleared_away(tmp_path: 
     os.utime(old, (time.time() - 120, time.time() - 120))
     assert replay_orphans(tmp_path, collect([])) == 0
     assert list(tmp_path.iterdir()) == [young]  # may still be on its way to its lock
+
+
+def test_a_journal_of_json_lines_left_by_an_earlier_version_is_still_read() -> None:
+    row = [
+        1, "sent", True, 1.5, None, "sent", "sent", "250 2.0.0 queued as ÄB", 1.0, 2.0,
+        [[1, "sent", 250, "ok"], [7, "failed", 5, ""]], 1, 0.5,
+    ]  # fmt: skip
+    line = json.dumps(row, separators=(",", ":")).encode() + b"\n"
+    assert decode(line + line.replace(b"[1,", b"[2,", 1)[:-9]) == [outcome(1)]
+    assert decode(line + encode(outcome(2))) == [outcome(1), outcome(2)]
+
+
+def test_a_journal_record_that_names_a_class_or_function_is_not_loaded(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    hostile = pickle.dumps(_Calls(f"touch {marker}"), protocol=5)
+    assert decode(encode(outcome(1)) + hostile + encode(outcome(2))) == [outcome(1)]
+    assert not marker.exists()
+
+
+class _Calls:
+    """Pickles as a call of os.system: what a tampered journal could hold."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (self.command,)

@@ -6,11 +6,13 @@ import json
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from postroom.delivery.policy import RetryPolicy, decide
-from postroom.errors import AuthenticationError, ServerDisconnected, SMTPUTF8Required
-from postroom.store.records import ClaimedMessage, ClaimedRecipient
-from postroom.transport.base import RecipientResult, SendResult
+from postroom.delivery.policy import RetryPolicy, _attempted, decide, detail_json
+from postroom.errors import AuthenticationError, ServerDisconnected, SMTPUTF8Required, Verdict
+from postroom.store.records import ClaimedMessage, ClaimedRecipient, RecipientOutcome
+from postroom.transport.base import Outcome, RecipientResult, SendResult
 
 NOW = 1_800_000_000.0
 POLICY = RetryPolicy(backoff_min=60, backoff_max=3600, max_attempts=5, max_age=5 * 86400)
@@ -162,3 +164,89 @@ def test_deferred_message_is_due_after_the_backoff() -> None:
     assert 60 * 0.75 <= outcome.next_attempt_at - NOW <= 60 * 1.25
     detail = json.loads(outcome.detail)
     assert detail["recipients"][0]["code"] == 451
+
+
+# -- the usual attempt (every recipient taken) has a fast path of its own ----------------
+
+
+@pytest.mark.parametrize(
+    ("addresses", "failed_before", "sent_before", "kind", "given"),
+    [
+        (("a@example.org",), 0, 0, "sent", None),
+        (("a@example.org", "b@example.org", "c@example.org"), 0, 0, "sent", None),
+        (("a@example.org",), 2, 0, "sent", None),  # partial: refused by others before
+        (("a@example.org",), 0, 1, "logged", None),
+        (("a@example.org", "b@example.org"), 0, 0, "recorded", "sent"),  # a given verdict
+    ],
+)
+def test_the_fast_path_for_an_attempt_every_recipient_took_decides_as_the_general_one(
+    addresses: tuple[str, ...],
+    failed_before: int,
+    sent_before: int,
+    kind: Outcome,
+    given: Verdict | None,
+) -> None:
+    message = _message(*addresses, attempts=2, failed_before=failed_before, sent_before=sent_before)
+    code = None if given else 250
+    result = SendResult(
+        tuple(
+            RecipientResult(a, code, f"2.0.0 Ok: queued as Q{n}", given)
+            for n, a in enumerate(addresses)
+        )
+    )
+    rng = random.Random(1)
+    fast = decide(
+        message,
+        result=result,
+        outcome_kind=kind,
+        policy=POLICY,
+        started_at=NOW,
+        now=NOW + 1,
+        rng=rng,
+    )
+    general = _attempted(message, result, None, kind, POLICY, NOW, NOW + 1, rng)
+    assert fast == general
+    assert fast.status == "sent"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        _result(("A@Example.org", 250, "ok")),  # another case: matched as the general path does
+        _result(("b@example.org", 250, "ok")),  # not the recipient asked for
+        _result(),  # no reply at all
+        _result(("a@example.org", 250, "ok"), ("a@example.org", 250, "twice")),
+    ],
+)
+def test_replies_the_fast_path_does_not_take_are_decided_by_the_general_one(
+    result: SendResult,
+) -> None:
+    message = _message("a@example.org")
+    rng = random.Random(1)
+    assert _decide(message, result=result) == _attempted(
+        message, result, None, "sent", POLICY, NOW, NOW, rng
+    )
+
+
+@given(
+    st.lists(
+        st.tuples(st.text(), st.one_of(st.none(), st.integers(100, 599)), st.text(), st.text()),
+        max_size=4,
+    )
+)
+def test_an_attempts_detail_is_written_exactly_as_json_dumps_writes_it(
+    rows: list[tuple[str, int | None, str, str]],
+) -> None:
+    recipients = [ClaimedRecipient(n, address) for n, (address, _, _, _) in enumerate(rows)]
+    outcomes = [
+        RecipientOutcome(n, status, code, reply) for n, (_, code, reply, status) in enumerate(rows)
+    ]
+    expected = json.dumps(
+        {
+            "recipients": [
+                {"address": r.address, "code": o.code, "reply": o.reply, "status": o.status}
+                for r, o in zip(recipients, outcomes, strict=True)
+            ]
+        }
+    )
+    assert detail_json(recipients, outcomes) == expected

@@ -13,17 +13,26 @@ A journal stays locked (``flock``) while its thread lives: one that can be locke
 belongs to a worker that is gone. The file is emptied after each commit and removed
 when the thread ends cleanly. The journal does not fsync: after a power cut the
 database's lease brings the messages back (at least once, never lost).
+
+Each outcome is one pickle (protocol 5) of plain values: numbers, strings, None and
+tuples, read back by an unpickler that loads no class, so a journal can hold nothing
+but data. Pickle writes floats as their 8 bytes where JSON spells out each timestamp
+(a tenth of the worker's CPU per message went on that). Journals of JSON lines, left
+by an earlier version, are still read.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import fields
+from operator import attrgetter
 from pathlib import Path
 
 from postroom.store.records import MessageOutcome, RecipientOutcome
@@ -33,6 +42,10 @@ STARTING = "-starting"  # a journal being created; renamed once locked
 LEFT_BEHIND = 60.0  # seconds after which a journal still being created was abandoned
 _OUTCOME_FIELDS = tuple(f.name for f in fields(MessageOutcome))
 _RECIPIENTS = _OUTCOME_FIELDS.index("recipients")
+_PLAIN_FIELDS = tuple(name for name in _OUTCOME_FIELDS if name != "recipients")
+_plain_values = attrgetter(*_PLAIN_FIELDS)
+_recipient_values = attrgetter("pk", "status", "code", "reply")
+PROTOCOL = 5
 
 #: Called with a dead thread's owner name, its worker's name and what it journaled
 #: (perhaps nothing): commit the outcomes, and give back what it still held.
@@ -127,19 +140,47 @@ def _replay_one(path: Path, replay: Replay) -> int:
 
 
 def encode(outcome: MessageOutcome) -> bytes:
-    row: list[object] = [getattr(outcome, name) for name in _OUTCOME_FIELDS]
-    row[_RECIPIENTS] = [[r.pk, r.status, r.code, r.reply] for r in outcome.recipients]
-    return json.dumps(row, separators=(",", ":")).encode() + b"\n"
+    """One outcome as journaled: a pickle of (its fields but recipients, its recipients)."""
+    recipients = tuple(map(_recipient_values, outcome.recipients))
+    return pickle.dumps((_plain_values(outcome), recipients), PROTOCOL)
 
 
 def decode(data: bytes) -> list[MessageOutcome]:
-    """The outcomes of a journal; a last line cut short by the kill is skipped."""
-    outcomes = []
-    for line in data.splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        row[_RECIPIENTS] = tuple(RecipientOutcome(*r) for r in row[_RECIPIENTS])
-        outcomes.append(MessageOutcome(**dict(zip(_OUTCOME_FIELDS, row, strict=True))))
+    """The outcomes of a journal; a last record cut short by the kill is skipped."""
+    outcomes: list[MessageOutcome] = []
+    stream = io.BytesIO(data)
+    unpickler = _DataOnly(stream)
+    while (position := stream.tell()) < len(data):
+        if data[position] == ord("["):  # a JSON line of an earlier version
+            end = data.find(b"\n", position)
+            end = len(data) if end < 0 else end + 1
+            stream.seek(end)
+            outcome = _from_json(data[position:end])
+        else:
+            try:
+                plain, recipients = unpickler.load()
+            except Exception:  # torn by the kill: nothing after it was written
+                break
+            values = dict(zip(_PLAIN_FIELDS, plain, strict=True))
+            outcome = MessageOutcome(
+                **values, recipients=tuple(RecipientOutcome(*r) for r in recipients)
+            )
+        if outcome is not None:
+            outcomes.append(outcome)
     return outcomes
+
+
+class _DataOnly(pickle.Unpickler):
+    """Loads plain values only: a pickle that names any class or function is refused."""
+
+    def find_class(self, module_name: str, global_name: str, /) -> type:
+        raise pickle.UnpicklingError(f"a journal holds no {module_name}.{global_name}")
+
+
+def _from_json(line: bytes) -> MessageOutcome | None:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    row[_RECIPIENTS] = tuple(RecipientOutcome(*r) for r in row[_RECIPIENTS])
+    return MessageOutcome(**dict(zip(_OUTCOME_FIELDS, row, strict=True)))

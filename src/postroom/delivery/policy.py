@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _json_string
 
 from postroom.errors import TransportConfigError, is_temporary
 from postroom.settings.glossary import DeliverySettings
-from postroom.store.records import ClaimedMessage, MessageOutcome, RecipientOutcome
+from postroom.store.records import (
+    ClaimedMessage,
+    ClaimedRecipient,
+    MessageOutcome,
+    RecipientOutcome,
+)
 from postroom.store.schema import DEFERRED, FAILED, PARTIAL, QUEUED, SENT
 from postroom.transport.base import Outcome, RecipientResult, SendResult
 
@@ -67,20 +74,86 @@ def decide(
 ) -> MessageOutcome:
     """The outcome of one attempt, from the transport's result or the error it raised."""
     if isinstance(error, TransportConfigError):
-        return MessageOutcome(
-            pk=message.pk,
-            status=QUEUED,
-            counted=False,
-            next_attempt_at=now,
-            last_error=str(error),
-            outcome=None,
-            attempt_outcome="paused",
-            detail=json.dumps({"error": str(error), "counted": False}),
-            started_at=started_at,
-            finished_at=now,
-            attempt_number=message.attempts + 1,
-            queued_at=message.queued_at,
-        )
+        return _paused(message, error, started_at, now)
+    if error is None and result is not None:
+        taken = _all_taken(message, result, outcome_kind, started_at, now)
+        if taken is not None:
+            return taken
+    return _attempted(message, result, error, outcome_kind, policy, started_at, now, rng)
+
+
+def _paused(
+    message: ClaimedMessage, error: TransportConfigError, started_at: float, now: float
+) -> MessageOutcome:
+    """A configuration fault: back to the queue, no attempt counted."""
+    return MessageOutcome(
+        pk=message.pk,
+        status=QUEUED,
+        counted=False,
+        next_attempt_at=now,
+        last_error=str(error),
+        outcome=None,
+        attempt_outcome="paused",
+        detail=json.dumps({"error": str(error), "counted": False}),
+        started_at=started_at,
+        finished_at=now,
+        attempt_number=message.attempts + 1,
+        queued_at=message.queued_at,
+    )
+
+
+def _all_taken(
+    message: ClaimedMessage,
+    result: SendResult,
+    outcome_kind: Outcome,
+    started_at: float,
+    now: float,
+) -> MessageOutcome | None:
+    """The usual attempt: every recipient taken, answered in the order asked. None for
+    anything else (a refusal, a deferral, replies in another order or missing), which
+    :func:`_attempted` decides; for this case both decide alike."""
+    pending = message.recipients
+    replies = result.recipients
+    if len(replies) != len(pending):
+        return None
+    outcomes = []
+    for recipient, reply in zip(pending, replies, strict=True):
+        verdict, code = reply.given_verdict, reply.code
+        taken = verdict == "sent" if verdict else code is not None and 200 <= code < 300
+        if not taken or reply.recipient != recipient.address:
+            return None
+        outcomes.append(RecipientOutcome(recipient.pk, SENT, code, reply.reply))
+    # Positional (a fifth cheaper than by keyword, for every message delivered), in the
+    # order of MessageOutcome's fields; tests pin that this equals _attempted's outcome.
+    return MessageOutcome(
+        message.pk,  # pk
+        SENT,  # status
+        True,  # counted
+        now,  # next_attempt_at
+        None,  # last_error
+        PARTIAL if message.failed_before else outcome_kind,  # outcome
+        SENT,  # attempt_outcome
+        detail_json(pending, outcomes),  # detail
+        started_at,  # started_at
+        now,  # finished_at
+        tuple(outcomes),  # recipients
+        message.attempts + 1,  # attempt_number
+        message.queued_at,  # queued_at
+    )
+
+
+def _attempted(
+    message: ClaimedMessage,
+    result: SendResult | None,
+    error: BaseException | None,
+    outcome_kind: Outcome,
+    policy: RetryPolicy,
+    started_at: float,
+    now: float,
+    rng: random.Random,
+) -> MessageOutcome:
+    """Any attempt: each recipient's state from its reply (or the error), then the
+    message's from theirs."""
     replies = _replies(message, result, error)
     attempts_done = message.attempts + 1
     age = now - message.queued_at
@@ -117,6 +190,19 @@ def decide(
         outcome = PARTIAL
     else:
         outcome = outcome_kind
+    detail = (
+        detail_json(message.recipients, outcomes)
+        if error is None
+        else json.dumps(
+            {
+                "recipients": [
+                    {"address": r.address, "code": o.code, "reply": o.reply, "status": o.status}
+                    for r, o in zip(message.recipients, outcomes, strict=True)
+                ],
+                "error": str(error),
+            }
+        )
+    )
     return MessageOutcome(
         pk=message.pk,
         status=status,
@@ -125,21 +211,40 @@ def decide(
         last_error=last_error,
         outcome=outcome,
         attempt_outcome="partial" if partial_attempt else status,
-        detail=json.dumps(
-            {
-                "recipients": [
-                    {"address": r.address, "code": o.code, "reply": o.reply, "status": o.status}
-                    for r, o in zip(message.recipients, outcomes, strict=True)
-                ],
-                **({"error": str(error)} if error is not None else {}),
-            }
-        ),
+        detail=detail,
         started_at=started_at,
         finished_at=now,
         recipients=tuple(outcomes),
         attempt_number=attempts_done,
         queued_at=message.queued_at,
     )
+
+
+def detail_json(
+    recipients: Sequence[ClaimedRecipient], outcomes: Sequence[RecipientOutcome]
+) -> str:
+    """An attempt's detail as ``json.dumps`` writes it, ``{"recipients": [{"address",
+    "code", "reply", "status"}, ...]}``, without its cost (a fifth of the worker's CPU per
+    message): each string through json's own escaping, the rest fixed."""
+    return (
+        '{"recipients": ['
+        + ", ".join(
+            [
+                _RECIPIENT_JSON
+                % (
+                    _json_string(r.address),
+                    "null" if o.code is None else int.__repr__(o.code),
+                    _json_string(o.reply),
+                    _json_string(o.status),
+                )
+                for r, o in zip(recipients, outcomes, strict=True)
+            ]
+        )
+        + "]}"
+    )
+
+
+_RECIPIENT_JSON = '{"address": %s, "code": %s, "reply": %s, "status": %s}'
 
 
 def _replies(

@@ -28,19 +28,21 @@ class RunStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count(self, outcomes: list[MessageOutcome]) -> None:
+        """Add a committed group's outcomes (with ``list.count``: it runs for every
+        message delivered)."""
+        statuses = [o.status for o in outcomes]
+        sent, deferred, failed = (statuses.count(s) for s in ("sent", "deferred", "failed"))
+        partial = [o.outcome for o in outcomes if o.status == "sent"].count("partial")
+        of_recipients = [r.status for o in outcomes for r in o.recipients]
         with self._lock:
-            for outcome in outcomes:
-                if outcome.status == "sent":
-                    self.sent += 1
-                    self.partial += outcome.outcome == "partial"
-                elif outcome.status == "deferred":
-                    self.deferred += 1
-                elif outcome.status == "failed":
-                    self.failed += 1
-                else:
-                    self.paused += 1
-                for recipient in outcome.recipients:
-                    self.recipients[recipient.status] = self.recipients.get(recipient.status, 0) + 1
+            self.sent += sent
+            self.partial += partial
+            self.deferred += deferred
+            self.failed += failed
+            self.paused += len(statuses) - sent - deferred - failed
+            for status in set(of_recipients):
+                count = of_recipients.count(status)
+                self.recipients[status] = self.recipients.get(status, 0) + count
 
     def summary(self) -> str:
         """``delivered 2 (1 partly), deferred 0, failed 0; recipients: 5 sent, 1 refused``"""

@@ -25,6 +25,7 @@ from postroom.delivery.doorbell import Doorbell
 from postroom.delivery.events import WorkerEvents
 from postroom.delivery.journal import Journal, replay_orphans
 from postroom.delivery.outage import DatabaseOutage
+from postroom.delivery.pause import Pause
 from postroom.delivery.policy import RetryPolicy, decide
 from postroom.delivery.ratelimit import SharedPace
 from postroom.delivery.results import Feed, Results, RunStats
@@ -38,7 +39,6 @@ from postroom.transport import SendResult, Transport, build_transport
 
 logger = logging.getLogger("postroom.worker")
 
-FIRST_PAUSE = 5.0
 #: A message whose data is held back until the next one's commands (pipelining) is
 #: sent on its own instead when the rate limit would hold it longer than this.
 LONGEST_PIPELINE_WAIT = 0.5
@@ -77,15 +77,12 @@ class Worker:
         self._generation = 0  # bumped by reconfigure(): threads then open new transports
         self._rate = delivery.rate_limit
         self._stop = threading.Event()
-        self._pause_lock = threading.Lock()
-        self._paused_until = 0.0
-        self._pause_delay = FIRST_PAUSE
-        self._reported: set[str] = set()
         self._housekeeping = housekeeping
         self._housekept_at = float("-inf")
         self.doorbell = doorbell or Doorbell()
         self.events = events or WorkerEvents()
         self.stats = RunStats()
+        self.pause = Pause(self.name, self.events, self.stats, self.policy.backoff_max)
         self.outage = DatabaseOutage(self.record, self._stop, self.poll_interval, self.stats)
         self._journal_dir = config.home.journal_dir
         self._journals: dict[str, Journal] = {}  # by owner (delivery thread)
@@ -103,11 +100,8 @@ class Worker:
         (the fault it waited out may be what the change fixed). Other settings of the
         worker (delivery.*) keep their values until it starts again."""
         self.config = config
-        with self._pause_lock:
-            self._generation += 1
-            self._paused_until = 0.0
-            self._pause_delay = FIRST_PAUSE
-            self._reported.clear()
+        self._generation += 1
+        self.pause.end()
         self.doorbell.ring()
 
     def run(self, *, once: bool = False) -> RunStats:
@@ -144,7 +138,7 @@ class Worker:
         journal = self._journals[owner] = Journal(self._journal_dir, owner)
         try:
             while not self._stop.is_set():
-                if self._wait_out_pause(once):
+                if self.pause.wait_out(once, self._stop):
                     break
                 if index == 0:
                     self._housekeep()
@@ -271,9 +265,21 @@ class Worker:
                 if transport is None:
                     transport = self._factory()
                     transport.open()
-                    self._transport_works()
+                    self.pause.works()
+                kind, policy = transport.outcome, self.policy
                 for result in transport.send_many(self._items(sendable, deadline, pace, feed)):
-                    results.add(self._decide(sendable[done], result, None, transport, started, rng))
+                    now = time.time()
+                    results.add(
+                        decide(
+                            sendable[done],
+                            result=result,
+                            outcome_kind=kind,
+                            policy=policy,
+                            started_at=started,
+                            now=now,
+                            rng=rng,
+                        )
+                    )
                     done += 1
                     started = time.time()
                 position += done
@@ -284,7 +290,7 @@ class Worker:
                 raise
             except TransportConfigError as exc:
                 position += done
-                self._pause(exc)
+                self.pause.fault(exc)
                 _close(transport)
                 transport = None
                 break
@@ -309,8 +315,10 @@ class Worker:
         pace: SharedPace | None,
         feed: Feed,
     ) -> Iterator[tuple[Envelope, bytes]]:
+        stop, clock = self._stop, time.monotonic
         for index, message in enumerate(messages):
-            if self._stop.is_set() or time.monotonic() > deadline or self._is_paused():
+            now = clock()
+            if stop.is_set() or now > deadline or now < self.pause.until:  # or paused
                 return
             if pace is not None:
                 # The message before this one waits with its data unsent until this
@@ -321,7 +329,10 @@ class Worker:
                     return
                 if not pace.acquire(self._stop):
                     return
-            recipients = tuple(r.address for r in message.recipients)
+            pending = message.recipients
+            recipients = (
+                (pending[0].address,) if len(pending) == 1 else tuple(r.address for r in pending)
+            )
             yield Envelope(message.envelope_from, recipients, message.smtputf8), message.raw
 
     def _decide(
@@ -381,47 +392,6 @@ class Worker:
                 self._housekeeping()
         except Exception:
             logger.exception("housekeeping failed; delivery goes on")
-
-    # -- pausing on configuration faults ---------------------------------------------
-
-    def _pause(self, exc: TransportConfigError) -> None:
-        with self._pause_lock:
-            now = time.monotonic()
-            if self._paused_until <= now:
-                self._paused_until = now + self._pause_delay
-                self._pause_delay = min(self._pause_delay * 2, self.policy.backoff_max)
-                until = time.time() + (self._paused_until - now)
-                self.events.paused(self.name, exc, until)
-            key = f"{type(exc).__name__}: {exc}"
-            if key not in self._reported:
-                self._reported.add(key)
-                logger.error(
-                    "mail delivery paused, messages stay queued: %s "
-                    "(check with `postroom test-email`)",
-                    exc,
-                )
-            self.stats.paused += 1
-
-    def _transport_works(self) -> None:
-        with self._pause_lock:
-            if self._reported:
-                logger.warning("mail delivery resumed")
-                self.events.resumed(self.name)
-            self._pause_delay = FIRST_PAUSE
-            self._reported.clear()
-
-    def _is_paused(self) -> bool:
-        return time.monotonic() < self._paused_until
-
-    def _wait_out_pause(self, once: bool) -> bool:
-        """Sleep through a pause; True when the loop should end instead."""
-        remaining = self._paused_until - time.monotonic()
-        if remaining <= 0:
-            return False
-        if once:
-            return True
-        self._stop.wait(remaining)
-        return self._stop.is_set()
 
 
 def _close(transport: Transport | None) -> None:

@@ -101,5 +101,5 @@ def safe_filename(name: str) -> str:
         if dot and 0 < len(extension) <= 16:
             base = f"{stem[: _MAX_FILENAME - len(extension) - 1]}.{extension}"
         else:
-            base = base[:_MAX_FILENAME]
+            base = base[:_MAX_FILENAME].rstrip()  # a cut may end in a space, which readers drop
     return base or "attachment"

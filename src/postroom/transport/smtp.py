@@ -61,9 +61,10 @@ class SMTPTransport(Transport):
         client = self.client
         if not (client.is_open and self._fresh_enough()):
             client.open()
-        for result in client.send_many(items):
+        try:
+            yield from client.send_many(items)
+        finally:  # what the idle check counts from (results come back to back)
             self._last_used = time.monotonic()
-            yield result
 
     def _fresh_enough(self) -> bool:
         idle = time.monotonic() - self._last_used

@@ -9,10 +9,10 @@ before the refusal counts (it may have been revoked or expired early).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from postroom.errors import AuthenticationError, TransportConfigError
 from postroom.settings import Secret
-from postroom.transport.oauth import AccessToken, TokenSource
 from postroom.transport.smtp_connection import SMTPConnection
 from postroom.transport.smtp_protocol import (
     Capabilities,
@@ -23,6 +23,9 @@ from postroom.transport.smtp_protocol import (
     plain_response,
     with_fix,
 )
+
+if TYPE_CHECKING:  # OAuth2 is imported only by a worker that uses it
+    from postroom.transport.oauth import AccessToken, TokenSource
 
 #: Microsoft's replies when password logins (basic authentication) are off for SMTP:
 #: 5.7.30 (turned off), 5.7.139 (disabled for the tenant or the user), 5.7.57 (a client

@@ -20,7 +20,7 @@ import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from email.utils import parseaddr
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from postroom.errors import (
     ConnectError,
@@ -34,9 +34,8 @@ from postroom.settings import Secret
 from postroom.settings.glossary import MailSettings
 from postroom.transport import smtp_auth, smtp_tls, smtp_transaction
 from postroom.transport.base import SendResult
-from postroom.transport.oauth import TokenSource
 from postroom.transport.smtp_auth import Credentials
-from postroom.transport.smtp_connection import SMTPConnection, Transcript
+from postroom.transport.smtp_connection import SMTPConnection, Transcript, connect_error
 from postroom.transport.smtp_protocol import (
     Capabilities,
     Reply,
@@ -47,6 +46,9 @@ from postroom.transport.smtp_protocol import (
     rcpt_command,
     with_fix,
 )
+
+if TYPE_CHECKING:  # OAuth2 is imported only when mail.auth=xoauth2
+    from postroom.transport.oauth import TokenSource
 
 __all__ = ["SMTPClient", "Transcript"]
 
@@ -95,12 +97,12 @@ class SMTPClient:
         self.capabilities: Capabilities | None = None
         self.tls = False
         self.authenticated = False
-        #: Messages sent on the current connection.
-        self.messages = 0
 
     @classmethod
     def from_settings(cls, mail: MailSettings, *, transcript: Transcript | None = None) -> Self:
         oauth = mail.auth == "xoauth2"
+        if oauth:
+            from postroom.transport.oauth import TokenSource
         return cls(
             mail.host,
             mail.port,
@@ -125,6 +127,12 @@ class SMTPClient:
     @property
     def where(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def messages(self) -> int:
+        """Transactions run on the current connection (a message refused before any
+        command, too big or needing SMTPUTF8, is not one)."""
+        return self.connection.transactions if self.connection is not None else 0
 
     @property
     def is_open(self) -> bool:
@@ -192,22 +200,8 @@ class SMTPClient:
             self.peer = sockaddr
             self.tls = self.authenticated = False
             self.greeting = self.capabilities = None
-            self.messages = 0
             return
-        raise self._connect_error(error)
-
-    def _connect_error(self, error: OSError | None) -> ConnectError:
-        if isinstance(error, TimeoutError):
-            what = f"timed out after {self.timeout:g}s connecting to {self.where}"
-            fix = "a firewall may drop the connection, or mail.host / mail.port is wrong"
-        elif isinstance(error, ConnectionRefusedError):
-            what = f"{self.where} refused the connection"
-            fix = "is the SMTP server running? check mail.host and mail.port"
-        else:
-            reason = error.strerror if error is not None and error.strerror else str(error)
-            what = f"cannot reach {self.where} ({reason})"
-            fix = "check mail.host and mail.port, and the network route to the server"
-        return with_fix(ConnectError(f"{what}; {fix}", host=self.host, port=self.port), fix)
+        raise connect_error(error, self.host, self.port, self.where, self.timeout)
 
     def handshake(self) -> None:
         """Implicit TLS (mail.security=ssl): the TLS handshake right after connecting."""
@@ -324,16 +318,12 @@ class SMTPClient:
         SMTPUTF8Required before writing anything if an address needs SMTPUTF8 and the
         server lacks it; connection trouble raises and closes the connection.
         """
-        result = smtp_transaction.send(self._conn(), self._caps(), envelope, data)
-        self.messages += 1
-        return result
+        return smtp_transaction.send(self._conn(), self._caps(), envelope, data)
 
     def send_many(self, items: Iterable[tuple[Envelope, bytes]]) -> Iterator[SendResult]:
         """Send messages back to back, yielding each result in order: one round trip per
         message with PIPELINING. See :func:`smtp_transaction.send_many`."""
-        for result in smtp_transaction.send_many(self._conn(), self._caps(), items):
-            self.messages += 1
-            yield result
+        yield from smtp_transaction.send_many(self._conn(), self._caps(), items)
 
     # One command at a time, for diagnostics.
 

@@ -16,12 +16,16 @@ import time
 from collections.abc import Callable, Sequence
 
 from postroom.errors import (
+    ConnectError,
     ServerDisconnected,
     SMTPProtocolError,
     TransportError,
     TransportTimeout,
 )
 from postroom.transport.smtp_protocol import Reply, parse_reply_line, redact, with_fix
+
+#: The first four bytes of a reply's last line, ``250 ``, and its code.
+_FINAL_LINE = {b"%d " % code: code for code in range(200, 600)}
 
 #: Bytes per second a server must at least take message data at: writing a message
 #: may last mail.timeout plus one second per this many bytes (10 MB: 200 s more).
@@ -31,6 +35,9 @@ DATA_FLOOR = 50_000
 #: 1s per DATA_FLOOR bytes. Each reply has its own deadline, but a server answering
 #: each one just in time would otherwise hold a worker for (recipients + 3) timeouts.
 TRANSACTION_TIMEOUTS = 3
+
+#: How many distinct one-line replies a connection remembers (see read_reply).
+KNOWN_REPLIES = 32
 
 #: Receives each line of the conversation: ("C", line) sent, ("S", line) received.
 Transcript = Callable[[str, str], None]
@@ -46,6 +53,23 @@ def data_deadline(timeout: float, size: int) -> float:
 def transaction_deadline(timeout: float, size: int) -> float:
     """Seconds allowed for a whole transaction whose message data is ``size`` bytes."""
     return TRANSACTION_TIMEOUTS * timeout + size / DATA_FLOOR
+
+
+def connect_error(
+    error: OSError | None, host: str, port: int, where: str, timeout: float
+) -> ConnectError:
+    """Why no connection to ``where`` could be opened, and the likely fix."""
+    if isinstance(error, TimeoutError):
+        what = f"timed out after {timeout:g}s connecting to {where}"
+        fix = "a firewall may drop the connection, or mail.host / mail.port is wrong"
+    elif isinstance(error, ConnectionRefusedError):
+        what = f"{where} refused the connection"
+        fix = "is the SMTP server running? check mail.host and mail.port"
+    else:
+        reason = error.strerror if error is not None and error.strerror else str(error)
+        what = f"cannot reach {where} ({reason})"
+        fix = "check mail.host and mail.port, and the network route to the server"
+    return with_fix(ConnectError(f"{what}; {fix}", host=host, port=port), fix)
 
 
 class SMTPConnection:
@@ -70,6 +94,13 @@ class SMTPConnection:
         #: True once the end of a message's data was written: from then on the server
         #: may have taken the message, so a failure must not lead to a blind resend.
         self.end_of_data_sent = False
+        #: One-line replies seen on this connection, by their bytes (``250 2.1.5 Ok``
+        #: comes for every RCPT): a repeat is not parsed again.
+        self._known: dict[bytes, Reply] = {}
+        #: The last replies to each kind of pipelined group, with their bytes.
+        self._groups: dict[tuple[str, ...], tuple[bytes, tuple[Reply, ...]]] = {}
+        #: Transactions that got their replies here (see smtp_transaction._results).
+        self.transactions = 0
         #: The running transaction's cap (seconds allowed) and what is left of it.
         self._cap_total = 0.0
         self._cap_left: float | None = None
@@ -100,14 +131,11 @@ class SMTPConnection:
         """Start the overall cap of a transaction carrying ``size`` bytes of data. It
         counts only time spent waiting on the server, never the caller's own pauses
         between results (a commit, a rate limit)."""
-        limit = transaction_deadline(self.timeout, size)
-        self._cap_total, self._cap_left = limit, limit
+        limit = TRANSACTION_TIMEOUTS * self.timeout + size / DATA_FLOOR  # transaction_deadline
+        self._cap_total = self._cap_left = limit
 
     def end_transaction(self) -> None:
         self._cap_left = None
-
-    def _within_cap(self, limit: float) -> float:
-        return limit if self._cap_left is None else min(limit, self._cap_left)
 
     def _spend(self, since: float) -> None:
         if self._cap_left is not None:
@@ -145,18 +173,22 @@ class SMTPConnection:
             self.transcript("C", ".")
             for line in more.splitlines():
                 self.transcript("C", line.decode("utf-8", "replace"))
-        sock = self.require_socket()
-        if self._cap_reached():
+        sock = self.sock
+        if sock is None:
+            raise ServerDisconnected(f"the connection to {self.where} is closed")
+        cap_left = self._cap_left
+        if cap_left is not None and cap_left <= 0.01:  # _cap_reached()
             raise self._over_cap("data")
         self.end_of_data_sent = True
-        limit = data_deadline(self.timeout, len(payload))
+        limit = self.timeout + len(payload) / DATA_FLOOR  # data_deadline()
+        allowed = limit if cap_left is None or limit < cap_left else cap_left
         started = time.monotonic()
-        deadline = started + self._within_cap(limit)
         try:
-            if isinstance(sock, ssl.SSLSocket) or len(payload) < 65536:
-                sock.settimeout(deadline - started)  # sendall: one limit for the whole call
+            if len(payload) < 65536 or isinstance(sock, ssl.SSLSocket):
+                sock.settimeout(allowed)  # sendall: one limit for the whole call
                 sock.sendall(payload + tail + more)
                 return
+            deadline = started + allowed
             parts = [memoryview(payload), memoryview(tail + more)]
             while parts:
                 left = deadline - time.monotonic()
@@ -183,7 +215,8 @@ class SMTPConnection:
         except OSError as exc:
             raise self._io_error(exc, "data") from None
         finally:
-            self._spend(started)
+            if self._cap_left is not None:  # _spend(started)
+                self._cap_left -= time.monotonic() - started
             if self.sock is not None:
                 sock.settimeout(self.timeout)
 
@@ -193,14 +226,26 @@ class SMTPConnection:
         """The next complete (possibly multi-line) reply, within ``timeout`` for the
         whole of it: a server that trickles a byte at a time still times out."""
         lines: list[str] = []
-        deadline = time.monotonic() + self.timeout
+        deadline: float | None = None  # set by the first read from the socket
         while True:
-            end = self._buf.find(b"\n", self._pos)
+            buf, pos = self._buf, self._pos
+            end = buf.find(b"\n", pos)
             if end < 0:
-                self._fill(step, deadline)
+                deadline = self._fill(step, deadline)
                 continue
-            raw = self._buf[self._pos : end].rstrip(b"\r")
             self._pos = end + 1
+            if not lines and self.transcript is None:  # the usual reply: one line
+                line = buf[pos:end]
+                reply = self._known.get(line)
+                if reply is not None:
+                    return reply
+                code = _FINAL_LINE.get(line[:4])
+                if code is not None:  # "250 text": what parse_reply_line would make of it
+                    reply = Reply(code, (line[4:].decode("utf-8", "replace").strip(),))
+                    if len(self._known) < KNOWN_REPLIES and (step != "data" or code == 354):
+                        self._known[line] = reply  # MAIL, RCPT and DATA replies recur
+                    return reply
+            raw = buf[pos:end].rstrip(b"\r")
             if self.transcript is not None:
                 self.transcript("S", raw.decode("utf-8", "replace"))
             try:
@@ -211,19 +256,55 @@ class SMTPConnection:
             if last:
                 return Reply(code, tuple(lines))
 
-    def _fill(self, step: str, deadline: float) -> None:
+    def read_replies(self, steps: tuple[str, ...]) -> list[Reply]:
+        """The replies to pipelined commands, one per step (its name for errors), each
+        within ``timeout`` as :meth:`read_reply`. Stops after a 421: the server is
+        leaving and the rest never comes."""
+        buf, pos = self._buf, self._pos
+        if self.transcript is None:
+            known_group = self._groups.get(steps)
+            if known_group is not None and buf.startswith(known_group[0], pos):
+                self._pos = pos + len(known_group[0])  # the same bytes as last time
+                return list(known_group[1])
+        replies: list[Reply] = []
+        known = self._known if self.transcript is None else {}
+        for step in steps:
+            end = self._buf.find(b"\n", self._pos)
+            reply = known.get(self._buf[self._pos : end]) if end >= 0 else None
+            if reply is None:
+                reply = self.read_reply(step)
+            else:  # a reply seen before, already read from the socket
+                self._pos = end + 1
+            replies.append(reply)
+            if reply.code == 421:
+                break
+        remember = steps in self._groups or len(self._groups) < KNOWN_REPLIES
+        if remember and self._buf is buf and self.transcript is None:  # all read before
+            self._groups[steps] = (buf[pos : self._pos], tuple(replies))
+        return replies
+
+    def _fill(self, step: str, deadline: float | None) -> float:
+        """Read what the server sent, within what is left of the reply's ``deadline``
+        (None: the reply's first read, which starts it). Returns the deadline."""
         sock = self.require_socket()
         started = time.monotonic()
-        left = self._within_cap(deadline - started)
+        if deadline is None:
+            deadline, left = started + self.timeout, self.timeout
+        else:
+            left = deadline - started
+        if self._cap_left is not None and self._cap_left < left:
+            left = self._cap_left  # the transaction's cap ends first
         if left <= 0:
             raise self._io_error(TimeoutError(), step)
         try:
-            sock.settimeout(min(left, self.timeout))
+            if left != self.timeout:  # the socket keeps mail.timeout between calls
+                sock.settimeout(min(left, self.timeout))
             try:
                 chunk = sock.recv(65536)
             finally:
                 self._spend(started)
-                sock.settimeout(self.timeout)  # writes keep their own whole-call limit
+                if left != self.timeout:
+                    sock.settimeout(self.timeout)  # writes keep their own whole-call limit
         except OSError as exc:
             raise self._io_error(exc, step) from None
         if not chunk:
@@ -233,6 +314,7 @@ class SMTPConnection:
             self._buf, self._pos = chunk, 0
         else:
             self._buf, self._pos = self._buf[self._pos :] + chunk, 0
+        return deadline
 
     def still_open(self) -> bool:
         """Whether the connection can carry another message: the server has neither

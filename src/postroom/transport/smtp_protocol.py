@@ -40,7 +40,10 @@ class Reply(NamedTuple):
 
     @property
     def text(self) -> str:
-        return " ".join(line for line in self.lines if line)
+        lines = self.lines
+        if len(lines) == 1:
+            return lines[0]
+        return " ".join(line for line in lines if line)
 
     @property
     def ok(self) -> bool:

@@ -14,7 +14,6 @@ message costs one round trip.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from postroom.errors import SMTPUTF8Required, TransportError
 from postroom.message.envelope import Envelope
@@ -32,23 +31,57 @@ from postroom.transport.smtp_protocol import (
 _DATA = b"DATA\r\n"
 
 
-@dataclass(slots=True)
+# Plain classes with slots: built for every message, and a dataclass or NamedTuple
+# costs more to build and much more to define (a worker defines them at its first send).
+
+
+class _Server:
+    """What a transaction needs of the server's EHLO, read once per call rather than
+    once per message."""
+
+    __slots__ = ("eightbitmime", "has_size", "pipelining", "size_limit", "smtputf8")
+
+    def __init__(self, caps: Capabilities) -> None:
+        self.pipelining = caps.pipelining
+        self.smtputf8 = caps.smtputf8
+        self.has_size = caps.has_size
+        self.size_limit = caps.size_limit
+        self.eightbitmime = caps.eightbitmime
+
+
 class _Message:
     """A message ready to go: its commands and its encoded data."""
 
-    recipients: tuple[str, ...]
-    commands: list[bytes]
-    payload: bytes
-    smtputf8: bool
+    __slots__ = ("commands", "group", "payload", "recipients", "steps", "tail")
+
+    def __init__(
+        self,
+        recipients: tuple[str, ...],
+        commands: list[bytes],
+        payload: bytes,
+        tail: bytes,
+        group: bytes,
+        steps: tuple[str, ...],
+    ) -> None:
+        self.recipients = recipients
+        self.commands = commands
+        self.payload = payload
+        #: What ends the data: the final dot, after a CRLF if the data lacks one.
+        self.tail = tail
+        #: MAIL, every RCPT and DATA as one pipelined write, and the step of each reply.
+        self.group = group
+        self.steps = steps
 
 
-@dataclass(slots=True)
 class _Open:
     """A pipelined message whose DATA got 354: its data is still to be written."""
 
-    message: _Message
-    rcpt_replies: list[Reply]
-    accepted: bool
+    __slots__ = ("accepted", "message", "rcpt_replies")
+
+    def __init__(self, message: _Message, rcpt_replies: list[Reply], accepted: bool) -> None:
+        self.message = message
+        self.rcpt_replies = rcpt_replies
+        self.accepted = accepted
 
 
 def prepare(
@@ -58,29 +91,41 @@ def prepare(
 
     Raises SMTPUTF8Required when an address needs SMTPUTF8 and the server lacks it.
     """
+    return _prepare(envelope, data, _Server(caps), where)
+
+
+def _prepare(envelope: Envelope, data: bytes, server: _Server, where: str) -> _Message | SendResult:
     recipients = envelope.recipients
-    utf8 = envelope.smtputf8 or not (
-        envelope.sender.isascii() and all(r.isascii() for r in recipients)
-    )
-    if utf8 and not caps.smtputf8:
+    utf8 = envelope.smtputf8 or not envelope.sender.isascii()
+    for recipient in recipients:
+        utf8 = utf8 or not recipient.isascii()
+    if utf8 and not server.smtputf8:
         raise SMTPUTF8Required(
             f"{where} does not offer SMTPUTF8, needed for a non-ASCII address in this "
             "message; use ASCII addresses or a server that supports SMTPUTF8"
         )
     payload = encode_data(data)
-    limit = caps.size_limit
+    limit = server.size_limit
     if limit is not None and len(payload) > limit:
         text = f"5.3.4 message of {len(payload)} bytes is over the server's limit of {limit}"
         return SendResult(tuple(RecipientResult(r, 552, text) for r in recipients))
     mail = mail_command(
         envelope.sender,
-        size=len(payload) if caps.has_size else None,
+        size=len(payload) if server.has_size else None,
         smtputf8=utf8,
-        eight_bit=caps.eightbitmime and not payload.isascii(),
+        eight_bit=server.eightbitmime and not payload.isascii(),
     )
     commands = [mail]
-    commands.extend(rcpt_command(r, smtputf8=utf8) for r in recipients)
-    return _Message(recipients, commands, payload, utf8)
+    for recipient in recipients:
+        commands.append(rcpt_command(recipient, smtputf8=utf8))
+    group = b"".join(commands) + _DATA
+    steps = ("mail", "rcpt", "data") if len(recipients) == 1 else _steps(len(recipients))
+    tail = end_of_data(payload)
+    return _Message(recipients, commands, payload, tail, group, steps)
+
+
+def _steps(count: int) -> tuple[str, ...]:
+    return ("mail", *("rcpt" for _ in range(count)), "data")
 
 
 def send(conn: SMTPConnection, caps: Capabilities, envelope: Envelope, data: bytes) -> SendResult:
@@ -93,8 +138,7 @@ def send(conn: SMTPConnection, caps: Capabilities, envelope: Envelope, data: byt
     try:
         if not caps.pipelining:
             return _send_stepwise(conn, message)
-        commands = b"".join(message.commands) + _DATA
-        conn.write(commands, "mail", lines=[*message.commands, _DATA])
+        conn.write(message.group, "mail", lines=[*message.commands, _DATA])
         opened = _read_group(conn, message)
         if isinstance(opened, SendResult):
             return opened
@@ -125,29 +169,34 @@ def send_many(
                 result = _refusal(envelope, exc)
             yield result
         return
+    server = _Server(caps)
+    where = conn.where
     pending: _Open | None = None  # its DATA got 354; its data is not written yet
     in_flight = False  # commands written whose replies are not read yet
     try:
         for envelope, data in items:
-            message = _prepare_or_refuse(envelope, data, caps, conn.where)
+            message = _prepare_or_refuse(envelope, data, server, where)
             if isinstance(message, SendResult):
                 if pending is not None:
                     last, pending = pending, None
                     yield _finish(conn, last, _write_data(conn, last))
                 yield message
                 continue
-            commands = b"".join(message.commands) + _DATA
-            lines = [*message.commands, _DATA]
             in_flight = True
             if pending is None:
                 conn.begin_transaction(len(message.payload))
-                conn.write(commands, "mail", lines=lines)
+                conn.write(message.group, "mail", lines=[*message.commands, _DATA])
             else:
                 previous, pending = pending, None
                 # One cap for the previous message's data and final reply and this
                 # message's commands and replies: they share the writes and reads.
                 conn.begin_transaction(len(previous.message.payload) + len(message.payload))
-                _write_data(conn, previous, more=commands)
+                if previous.accepted:
+                    conn.write_data(
+                        previous.message.payload, previous.message.tail, more=message.group
+                    )
+                else:  # no recipient took it: only the dot
+                    conn.write_data(b"", b".\r\n", more=message.group)
                 final = conn.read_reply("data")
                 yield _finish(conn, previous, final)  # as soon as it is known
                 if final.code == 421:  # the server is leaving: this message was not taken
@@ -170,12 +219,12 @@ def send_many(
 
 
 def _prepare_or_refuse(
-    envelope: Envelope, data: bytes, caps: Capabilities, where: str
+    envelope: Envelope, data: bytes, server: _Server, where: str
 ) -> _Message | SendResult:
     """As :func:`prepare`, but a message that needs SMTPUTF8 the server lacks gets a
     permanent 553 5.6.7 result instead of stopping the other messages."""
     try:
-        return prepare(envelope, data, caps, where)
+        return _prepare(envelope, data, server, where)
     except SMTPUTF8Required as exc:
         return _refusal(envelope, exc)
 
@@ -188,25 +237,26 @@ def _refusal(envelope: Envelope, error: SMTPUTF8Required) -> SendResult:
 def _write_data(conn: SMTPConnection, opened: _Open, *, more: bytes = b"") -> Reply | None:
     """Write the data of an opened message (just the dot if no recipient was accepted).
     Returns the final reply only when nothing else was written after it."""
-    payload = opened.message.payload if opened.accepted else b""
-    conn.write_data(payload, end_of_data(payload), more=more)
+    if opened.accepted:
+        conn.write_data(opened.message.payload, opened.message.tail, more=more)
+    else:
+        conn.write_data(b"", b".\r\n", more=more)
     return None if more else conn.read_reply("data")
 
 
 def _read_group(conn: SMTPConnection, message: _Message) -> _Open | SendResult:
     """Read the replies to a pipelined MAIL, RCPT... and DATA."""
     count = len(message.recipients)
-    replies: list[Reply] = []
-    for step in ("mail", *("rcpt" for _ in range(count)), "data"):
-        reply = conn.read_reply(step)
-        replies.append(reply)
-        if reply.code == 421:  # the server is closing: the rest never comes
-            replies.extend([reply] * (count + 2 - len(replies)))
-            break
+    replies = conn.read_replies(message.steps)
+    if len(replies) < count + 2:  # a 421: the server is closing, the rest never comes
+        replies.extend([replies[-1]] * (count + 2 - len(replies)))
     mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
-    if not mail_reply.ok:
+    accepted = False
+    if 200 <= mail_reply.code < 300:
+        for reply in rcpt_replies:
+            accepted = accepted or 200 <= reply.code < 300
+    else:
         rcpt_replies = [mail_reply] * count
-    accepted = mail_reply.ok and any(r.ok for r in rcpt_replies)
     if data_reply.code == 354:
         return _Open(message, rcpt_replies, accepted)
     final = data_reply if accepted else None
@@ -255,13 +305,14 @@ def _results(
     ``reset``: the transaction stopped before its data, so RSET (or, if even that
     fails, close: the next message then starts on a fresh connection).
     """
-    results = tuple(
-        RecipientResult(r, final.code, final.text)
-        if final is not None and reply.ok
-        else RecipientResult(r, reply.code, reply.text)
-        for r, reply in zip(recipients, rcpt_replies, strict=True)
-    )
-    if any(r.code == 421 for r in results) or (final is not None and final.code == 421):
+    conn.transactions += 1
+    results = []
+    closing = final is not None and final.code == 421
+    for recipient, reply in zip(recipients, rcpt_replies, strict=True):
+        answer = final if final is not None and 200 <= reply.code < 300 else reply
+        closing = closing or answer.code == 421
+        results.append(RecipientResult(recipient, answer.code, answer.text))
+    if closing:
         conn.close()
     elif reset:
         try:
@@ -269,4 +320,4 @@ def _results(
                 conn.close()
         except TransportError:  # the result stands; the next message reconnects
             conn.close()
-    return SendResult(results)
+    return SendResult(tuple(results))
